@@ -1,0 +1,154 @@
+/**
+ * The composition root: entry points that create a module client (choosing the memory transport when none is
+ * given), kept out of core/ so the core never imports a transport. Entry points that create a module client: `connect` with explicit options, `fromEnvironment` with the identity
+ * IoT Edge injects into a module container and edgekit's own broker variables.
+ */
+import { type InternalConnectOptions, ModuleClientImpl } from './core/client.js';
+import type { ModuleContract } from './core/contract.js';
+import type { ConnectOptions, ModuleClient } from './core/types.js';
+import { EdgeKitError } from './errors.js';
+import type { Transport } from './transport.js';
+import { memory } from './transports/memory/index.js';
+
+/**
+ * Connects a module. Resolves once connected, subscribed to its routes, desired properties and methods, and marked
+ * online; rejects with `connection-failed` (or `timeout`/`aborted`) if the first connection cannot be made in time.
+ *
+ * @example
+ * ```ts
+ * const client = await connect(Filter, { deviceId: 'dev1', moduleId: 'filter', transport: mqtt({ url }) });
+ * ```
+ */
+export async function connect<C extends ModuleContract>(contract: C, options: ConnectOptions): Promise<ModuleClient<C>> {
+  if (typeof contract !== 'object' || contract === null || typeof contract.codecOf !== 'function') {
+    throw new TypeError('connect: the first argument must be a contract from defineModule() (or untypedModule)');
+  }
+  if (typeof options !== 'object' || options === null) throw new TypeError('connect: options must be an object');
+  const client = new ModuleClientImpl(contract, {
+    ...(options as InternalConnectOptions),
+    transport: options.transport ?? memory(),
+  });
+  await client.start(options.abortSignal);
+  return client as unknown as ModuleClient<C>;
+}
+
+/** Options a transport factory receives from {@link fromEnvironment}. */
+export interface EnvironmentTransportOptions {
+  readonly url: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** Creates a transport from environment settings; `mqtt` and `amqp` from `edgekit/mqtt` and `edgekit/amqp` fit. */
+export type TransportFactory = (options: EnvironmentTransportOptions) => Transport;
+
+/** Options for {@link fromEnvironment}. */
+export interface FromEnvironmentOptions extends Omit<ConnectOptions, 'deviceId' | 'moduleId' | 'transport'> {
+  /** Transport factories by URL scheme family: `{ mqtt, amqp }` serves mqtt:, mqtts:, amqp: and amqps: URLs. */
+  readonly transports?: Readonly<Record<string, TransportFactory>>;
+  /** Where to read variables from; default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Reads the TLS files named by the variables; default `fs.readFileSync(path, 'utf8')`. */
+  readonly readFile?: (path: string) => string;
+  /** The transport for `memory:` (or no `EDGEKIT_BROKER_URL`); default the process's shared memory broker. */
+  readonly memory?: () => Transport;
+}
+
+/**
+ * The variables {@link fromEnvironment} reads. IoT Edge sets the first two in every module container.
+ */
+export const ENVIRONMENT_VARIABLES = {
+  IOTEDGE_DEVICEID: 'device id (required)',
+  IOTEDGE_MODULEID: 'module id (required)',
+  EDGEKIT_BROKER_URL: 'mqtt://, mqtts://, amqp://, amqps:// or memory: (default memory:)',
+  EDGEKIT_USERNAME: 'broker user name',
+  EDGEKIT_PASSWORD: 'broker password',
+  EDGEKIT_CA_FILE: 'PEM file of the CA that signed the broker certificate',
+  EDGEKIT_CERT_FILE: 'PEM client certificate',
+  EDGEKIT_KEY_FILE: 'PEM client key',
+  EDGEKIT_REPLICA_ID: 'replica id when several instances of one module share its inputs',
+} as const;
+
+/**
+ * Connects a module configured by its environment, the way it runs in a container. Fails with one
+ * `invalid-configuration` error that lists every missing or invalid variable.
+ *
+ * @example
+ * ```ts
+ * import { mqtt } from 'edgekit/mqtt';
+ * const client = await fromEnvironment(Filter, { transports: { mqtt } });
+ * ```
+ */
+export async function fromEnvironment<C extends ModuleContract>(
+  contract: C,
+  options: FromEnvironmentOptions = {},
+): Promise<ModuleClient<C>> {
+  const { transports = {}, env = process.env, readFile, memory: memoryTransport = memory, ...rest } = options;
+  const problems: string[] = [];
+  const deviceId = env.IOTEDGE_DEVICEID;
+  const moduleId = env.IOTEDGE_MODULEID;
+  if (!deviceId) problems.push('IOTEDGE_DEVICEID is not set (the device id)');
+  if (!moduleId) problems.push('IOTEDGE_MODULEID is not set (the module id)');
+  const url = env.EDGEKIT_BROKER_URL ?? 'memory:';
+  let transport: Transport | undefined;
+  let scheme = '';
+  try {
+    scheme = new URL(url).protocol.replace(/:$/, '');
+  } catch {
+    problems.push(`EDGEKIT_BROKER_URL ${JSON.stringify(url)} is not a URL`);
+  }
+  const files: Record<'ca' | 'cert' | 'key', string | undefined> = { ca: undefined, cert: undefined, key: undefined };
+  for (const [field, variable] of [
+    ['ca', 'EDGEKIT_CA_FILE'],
+    ['cert', 'EDGEKIT_CERT_FILE'],
+    ['key', 'EDGEKIT_KEY_FILE'],
+  ] as const) {
+    const path = env[variable];
+    if (!path) continue;
+    try {
+      files[field] = (readFile ?? (await defaultReadFile()))(path);
+    } catch (error) {
+      problems.push(`${variable}: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+  if (scheme === 'memory') {
+    transport = memoryTransport();
+  } else if (scheme) {
+    const family = scheme.replace(/s$/, '');
+    const factory = transports[family];
+    if (!factory) {
+      problems.push(
+        `EDGEKIT_BROKER_URL uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`,
+      );
+    } else if (problems.length === 0) {
+      transport = factory({
+        url,
+        ...(env.EDGEKIT_USERNAME ? { username: env.EDGEKIT_USERNAME } : {}),
+        ...(env.EDGEKIT_PASSWORD ? { password: env.EDGEKIT_PASSWORD } : {}),
+        ...(files.ca ? { ca: files.ca } : {}),
+        ...(files.cert ? { cert: files.cert } : {}),
+        ...(files.key ? { key: files.key } : {}),
+      });
+    }
+  }
+  if (problems.length > 0) {
+    throw new EdgeKitError('invalid-configuration', `cannot configure the module from its environment:\n- ${problems.join('\n- ')}`, {
+      details: { problems },
+    });
+  }
+  return connect(contract, {
+    ...rest,
+    deviceId: deviceId as string,
+    moduleId: moduleId as string,
+    ...(env.EDGEKIT_REPLICA_ID ? { replicaId: env.EDGEKIT_REPLICA_ID } : {}),
+    ...(transport ? { transport } : {}),
+  });
+}
+
+async function defaultReadFile(): Promise<(path: string) => string> {
+  const fs = await import('node:fs');
+  return (path) => fs.readFileSync(path, 'utf8');
+}

@@ -1,0 +1,1111 @@
+/**
+ * The module client: connection lifecycle (backoff, resubscribe, presence), sending through routes, at-least-once
+ * input handling with retries and dead-letters, twins and direct methods — all transport-agnostic, on top of the
+ * byte-level contract in ../transport.ts.
+ */
+import { type Clock, type ClockTimer, sleep, systemClock } from '../clock.js';
+import { isSchema, validate } from '../codecs/schema.js';
+import { abortError, EdgeKitError, isEdgeKitError, MethodError, messageOf } from '../errors.js';
+import { addresses, checkName } from '../names.js';
+import { compileRouteTable, type Destination, type RouteTable, type RoutingMessage } from '../routing/index.js';
+import type { Delivery, Subscription, Transport, TransportConnection } from '../transport.js';
+import { Channel, deferred, Semaphore } from './async.js';
+import type { ModuleContract } from './contract.js';
+import { decodeEnvelope, type Envelope, type EnvelopeHeader, encodeEnvelope, MAX_MESSAGE_BYTES } from './envelope.js';
+import { checkTwin, decodeTwin, diffPatch, encodeTwin, type JsonObject, mergePatch, type TwinDocument } from './twin.js';
+import type {
+  ClientStats,
+  CloseOptions,
+  ConnectionStatus,
+  ConnectOptions,
+  DesiredHandler,
+  InboundMessage,
+  InputHandler,
+  InputOptions,
+  InvokeOptions,
+  MethodContext,
+  MethodHandler,
+  MethodResult,
+  ModuleClient,
+  ModuleRef,
+  OperationOptions,
+  Registration,
+  SendOptions,
+  SendResult,
+  Twin,
+  TwinSection,
+} from './types.js';
+import {
+  decodeMethodRequest,
+  decodeMethodResponse,
+  decodePresence,
+  decodeRouteTable,
+  type MethodResponseWire,
+  presenceClosed,
+  presenceLost,
+  presenceOnline,
+  toJsonBytes,
+} from './wire.js';
+
+/** Largest method payload, as IoT Hub: 128 KB. */
+export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
+const DEFAULT_TTL_SECS = 7200;
+const MIN_METHOD_TIMEOUT = 5_000;
+const MAX_METHOD_TIMEOUT = 300_000;
+
+/** Test-only observation of every `send`, used by `edgekit/testing`; not part of the public API. */
+export const observeSends: unique symbol = Symbol('edgekit.observeSends');
+/** @internal */
+export type SendObserver = (output: string, header: EnvelopeHeader, body: Uint8Array) => void;
+
+/** @internal Options the test hub may add. */
+export interface InternalConnectOptions extends ConnectOptions {
+  readonly [observeSends]?: SendObserver;
+}
+
+
+interface Binding {
+  attach(conn: TransportConnection): Promise<Subscription>;
+  sub: Subscription | undefined;
+  /** Internal bindings (routes, desired, methods) are not user registrations. */
+  readonly internal: boolean;
+}
+
+interface Pending {
+  readonly address: string;
+  readonly bytes: Uint8Array;
+  readonly ttlInMs: number | undefined;
+  readonly priority: number | undefined;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+class Inbound<T> implements InboundMessage<T> {
+  constructor(
+    readonly body: T,
+    readonly input: string,
+    private readonly header: EnvelopeHeader,
+    readonly attempt: number,
+    readonly redelivered: boolean,
+  ) {}
+  get messageId() {
+    return this.header.messageId;
+  }
+  get correlationId() {
+    return this.header.correlationId;
+  }
+  get contentType() {
+    return this.header.contentType;
+  }
+  get contentEncoding() {
+    return this.header.contentEncoding;
+  }
+  get createdAt() {
+    return new Date(this.header.createdAt);
+  }
+  get properties() {
+    return this.header.properties;
+  }
+  get source() {
+    return {
+      deviceId: this.header.sourceDeviceId,
+      moduleId: this.header.sourceModuleId,
+      ...(this.header.sourceOutput === undefined ? {} : { output: this.header.sourceOutput }),
+    };
+  }
+  withAttempt(attempt: number): Inbound<T> {
+    return new Inbound(this.body, this.input, this.header, attempt, this.redelivered);
+  }
+}
+
+const isLost = (e: unknown) => isEdgeKitError(e, 'connection-lost') || isEdgeKitError(e, 'closed');
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkSignal(signal: unknown, where: string): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${where}: abortSignal must be an AbortSignal`);
+  }
+}
+
+let uuid = (): string => globalThis.crypto.randomUUID();
+
+/** @internal The implementation behind {@link ModuleClient}. */
+export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<C> {
+  readonly deviceId: string;
+  readonly moduleId: string;
+  readonly contract: C;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly clientId: string;
+  private readonly opts: Required<Pick<ConnectOptions, 'maxAttempts' | 'retryDelayInMs' | 'methodConcurrency' | 'connectTimeoutInMs'>>;
+  private readonly reconnectPolicy: { initial: number; max: number; multiplier: number; jitter: number };
+  private readonly offlineMax: number;
+  private readonly offlinePolicy: 'reject-new' | 'drop-oldest';
+  private readonly onError: (error: EdgeKitError) => void;
+  private readonly observer: SendObserver | undefined;
+
+  private conn: TransportConnection | undefined;
+  /** Increments on every new connection; deliveries of an older one are not processed. */
+  private epoch = 0;
+  private current: ConnectionStatus = { state: 'connecting' };
+  private readonly statusChannels = new Set<Channel<ConnectionStatus>>();
+  private readonly bindings = new Set<Binding>();
+  private readonly offline: Pending[] = [];
+  private connectedWaiters: Array<() => void> = [];
+  private closing = false;
+  private readonly closedSignal = deferred<void>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private reconnectTimer: ClockTimer | undefined;
+  private readonly counters = {
+    sent: 0,
+    unrouted: 0,
+    received: 0,
+    processed: 0,
+    handlerErrors: 0,
+    deadLettered: 0,
+    decodeErrors: 0,
+    redelivered: 0,
+    reconnects: 0,
+    offlineDropped: 0,
+  };
+
+  private routeTable: RouteTable | undefined;
+  private defaultTtlSecs = DEFAULT_TTL_SECS;
+  /** Destinations per output when no route has a condition (the common case): no evaluation per message. */
+  private routeCache: Map<string, Destination[]> | undefined;
+
+  private desiredDoc: TwinDocument<JsonObject> = { version: 0, properties: {} };
+  private desiredChain: Promise<void> = Promise.resolve();
+  private readonly desiredHandlers = new Set<DesiredHandler<never>>();
+  private desiredRejected = false;
+  private reportedDoc: TwinDocument<JsonObject> | undefined;
+  private reportChain: Promise<unknown> = Promise.resolve();
+
+  private readonly methodHandlers = new Map<string, MethodHandler<never, unknown>>();
+  private readonly methodSlots: Semaphore;
+
+  constructor(contract: C, options: InternalConnectOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('connect: options must be an object');
+    this.contract = contract;
+    this.deviceId = checkName('device id', options.deviceId);
+    this.moduleId = checkName('module id', options.moduleId);
+    const replica = options.replicaId === undefined ? undefined : checkName('replica id', options.replicaId);
+    this.clientId = `${this.deviceId}/${this.moduleId}${replica === undefined ? '' : `/${replica}`}`;
+    checkSignal(options.abortSignal, 'connect');
+    if (options.transport !== undefined && (typeof options.transport !== 'object' || typeof options.transport.connect !== 'function')) {
+      throw new TypeError('connect: transport must be a Transport such as memory(), mqtt({ url }) or amqp({ url })');
+    }
+    if (!options.transport) throw new TypeError('connect: a transport is required');
+    this.transport = options.transport;
+    this.clock = options.clock ?? systemClock;
+    this.opts = {
+      maxAttempts: positiveInt('maxAttempts', options.maxAttempts, 3),
+      retryDelayInMs: positiveInt('retryDelayInMs', options.retryDelayInMs, 100, 0),
+      methodConcurrency: positiveInt('methodConcurrency', options.methodConcurrency, 8),
+      connectTimeoutInMs: positiveInt('connectTimeoutInMs', options.connectTimeoutInMs, 30_000),
+    };
+    const r = options.reconnect ?? {};
+    this.reconnectPolicy = {
+      initial: positiveInt('reconnect.initialDelayInMs', r.initialDelayInMs, 200, 0),
+      max: positiveInt('reconnect.maxDelayInMs', r.maxDelayInMs, 30_000, 0),
+      multiplier: r.multiplier ?? 2,
+      jitter: r.jitter ?? 0.2,
+    };
+    if (!(this.reconnectPolicy.multiplier >= 1)) throw new RangeError('reconnect.multiplier must be ≥ 1');
+    if (!(this.reconnectPolicy.jitter >= 0 && this.reconnectPolicy.jitter <= 1)) {
+      throw new RangeError('reconnect.jitter must be between 0 and 1');
+    }
+    this.offlineMax = positiveInt('offlineQueue.maxMessages', options.offlineQueue?.maxMessages, 1000, 0);
+    const policy = options.offlineQueue?.policy ?? 'reject-new';
+    if (policy !== 'reject-new' && policy !== 'drop-oldest') {
+      throw new RangeError(`offlineQueue.policy must be 'reject-new' or 'drop-oldest', got ${String(policy)}`);
+    }
+    this.offlinePolicy = policy;
+    if (options.onError !== undefined && typeof options.onError !== 'function') throw new TypeError('onError must be a function');
+    this.onError =
+      options.onError ?? ((error) => console.warn(`[edgekit ${this.deviceId}/${this.moduleId}] ${error.code}: ${error.message}`));
+    this.observer = options[observeSends];
+    this.methodSlots = new Semaphore(this.opts.methodConcurrency);
+
+    // Internal bindings, re-established on every connection: routes, desired properties, methods.
+    this.bindings.add({
+      internal: true,
+      sub: undefined,
+      attach: (conn) => conn.watchRetained(addresses.routes(this.deviceId), (v) => this.onRouteTable(v)),
+    });
+    this.bindings.add({
+      internal: true,
+      sub: undefined,
+      attach: (conn) =>
+        conn.watchRetained(addresses.desired(this.deviceId, this.moduleId), (v) => this.onDesiredValue(v)),
+    });
+    this.bindings.add({
+      internal: true,
+      sub: undefined,
+      attach: (conn) => conn.serve(addresses.methods(this.deviceId, this.moduleId), (req) => this.onMethodRequest(req)),
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** First connection: retried with backoff until `connectTimeoutInMs`. */
+  async start(signal: AbortSignal | undefined): Promise<void> {
+    const deadline = this.clock.now() + this.opts.connectTimeoutInMs;
+    let attempt = 0;
+    for (;;) {
+      if (signal?.aborted) throw abortError(signal);
+      try {
+        await this.establish(Math.max(1, deadline - this.clock.now()), signal);
+        return;
+      } catch (error) {
+        if (this.conn) await this.conn.close().catch(() => undefined);
+        this.conn = undefined;
+        attempt++;
+        const delay = this.backoff(attempt);
+        if (this.clock.now() + delay >= deadline || (isEdgeKitError(error) && error.code === 'invalid-configuration')) {
+          this.setStatus({ state: 'closed' });
+          this.closing = true;
+          this.closedSignal.resolve();
+          throw isEdgeKitError(error)
+            ? error
+            : new EdgeKitError('connection-failed', `cannot connect ${this.clientId}: ${messageOf(error)}`, { cause: error });
+        }
+        await sleep(this.clock, delay, signal).catch(() => {
+          throw abortError(signal as AbortSignal);
+        });
+      }
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const { initial, max, multiplier, jitter } = this.reconnectPolicy;
+    const base = Math.min(max, initial * multiplier ** (attempt - 1));
+    return Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * Math.random())));
+  }
+
+  /** Opens a connection and re-establishes everything on it. */
+  private async establish(timeoutInMs: number, signal?: AbortSignal): Promise<void> {
+    const conn = await this.transport.connect({
+      clientId: this.clientId,
+      will: { key: addresses.presence(this.deviceId, this.moduleId), value: toJsonBytes(presenceLost) },
+      timeoutInMs,
+      ...(signal ? { abortSignal: signal } : {}),
+    });
+    this.conn = conn;
+    const epoch = ++this.epoch;
+    if (this.reportedDoc === undefined) {
+      this.reportedDoc = decodeTwin(
+        await conn.getRetained(addresses.reported(this.deviceId, this.moduleId)),
+        'reported properties',
+      );
+    }
+    for (const binding of this.bindings) binding.sub = await binding.attach(conn);
+    await conn.setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceOnline(this.clock.now())));
+    if (epoch !== this.epoch || this.closing) return;
+    this.setStatus({ state: 'connected', since: new Date(this.clock.now()) });
+    void conn.closed.then((cause) => this.onConnectionEnded(conn, cause));
+    const waiters = this.connectedWaiters;
+    this.connectedWaiters = [];
+    for (const w of waiters) w();
+    this.flushOffline();
+  }
+
+  private onConnectionEnded(conn: TransportConnection, cause: Error | undefined): void {
+    if (conn !== this.conn || this.closing) return;
+    this.conn = undefined;
+    for (const b of this.bindings) b.sub = undefined;
+    const error = cause ?? new EdgeKitError('connection-lost', 'the connection closed');
+    this.setStatus({ state: 'disconnected', cause: error });
+    void this.reconnectLoop(error);
+  }
+
+  private async reconnectLoop(cause: Error): Promise<void> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      const delayInMs = this.backoff(attempt);
+      this.setStatus({ state: 'reconnecting', attempt, delayInMs, cause });
+      await new Promise<void>((resolve) => {
+        this.reconnectTimer = this.clock.setTimer(resolve, delayInMs);
+      });
+      this.reconnectTimer = undefined;
+      if (this.closing) return;
+      try {
+        await this.establish(this.opts.connectTimeoutInMs);
+        this.counters.reconnects++;
+        return;
+      } catch (error) {
+        const c = this.conn;
+        this.conn = undefined;
+        await c?.close().catch(() => undefined);
+        cause = error instanceof Error ? error : new Error(String(error));
+      }
+    }
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (this.current.state === 'closed') return;
+    this.current = status;
+    for (const ch of this.statusChannels) {
+      ch.push(status);
+      if (status.state === 'closed') ch.close();
+    }
+  }
+
+  get state(): ConnectionStatus {
+    return this.current;
+  }
+
+  status(): AsyncIterableIterator<ConnectionStatus> {
+    const ch: Channel<ConnectionStatus> = new Channel(() => this.statusChannels.delete(ch));
+    ch.push(this.current);
+    if (this.current.state === 'closed') ch.close();
+    else this.statusChannels.add(ch);
+    return ch;
+  }
+
+  stats(): ClientStats {
+    return { ...this.counters, offlineQueued: this.offline.length };
+  }
+
+  /** Resolves with a connection once connected (waits across reconnects), honouring abort and timeout. */
+  private async connection(options: OperationOptions = {}, what = 'operation'): Promise<TransportConnection> {
+    if (this.closing) throw new EdgeKitError('closed', `${what}: the client is closed`);
+    if (this.conn && this.current.state === 'connected') return this.conn;
+    const timeout = options.timeoutInMs ?? 30_000;
+    await new Promise<void>((resolve, reject) => {
+      const signal = options.abortSignal;
+      const done = () => {
+        timer.cancel();
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const waiter = () => {
+        done();
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        this.connectedWaiters = this.connectedWaiters.filter((w) => w !== waiter);
+        reject(abortError(signal as AbortSignal));
+      };
+      const timer = this.clock.setTimer(() => {
+        this.connectedWaiters = this.connectedWaiters.filter((w) => w !== waiter);
+        signal?.removeEventListener('abort', onAbort);
+        reject(new EdgeKitError('timeout', `${what}: not connected within ${timeout} ms`));
+      }, timeout);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.connectedWaiters.push(waiter);
+    });
+    if (!this.conn) throw new EdgeKitError('closed', `${what}: the client is closed`);
+    return this.conn;
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    const remove = () => this.inFlight.delete(promise);
+    promise.then(remove, remove);
+    return promise;
+  }
+
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.closing) return this.closedSignal.promise;
+    const drainTimeout = positiveInt('drainTimeoutInMs', options.drainTimeoutInMs, 30_000, 0);
+    this.closing = true;
+    this.reconnectTimer?.cancel();
+    // 1. Stop new deliveries and requests.
+    await Promise.all([...this.bindings].map((b) => b.sub?.close().catch(() => undefined)));
+    // 2. Drain in-flight handlers and sends (bounded).
+    if (this.inFlight.size > 0) {
+      let timer: ClockTimer | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.inFlight]),
+        new Promise<void>((resolve) => {
+          timer = this.clock.setTimer(resolve, drainTimeout);
+        }),
+      ]);
+      timer?.cancel();
+    }
+    // 3. Sends still waiting for a connection cannot go anywhere now.
+    for (const p of this.offline.splice(0)) p.reject(new EdgeKitError('closed', 'the client closed before the message could be sent'));
+    for (const w of this.connectedWaiters.splice(0)) w();
+    // 4. Say goodbye: presence offline (no last will), then disconnect.
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) {
+      await conn
+        .setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceClosed(this.clock.now())))
+        .catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
+    this.setStatus({ state: 'closed' });
+    this.closedSignal.resolve();
+  }
+
+  closed(): Promise<void> {
+    return this.closedSignal.promise;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  async send(output: string, body: unknown, options: SendOptions = {}): Promise<SendResult> {
+    if (this.closing) throw new EdgeKitError('closed', 'send: the client is closed');
+    checkName('output', output);
+    const codec = this.contract.codecOf('output', output);
+    if (!codec) throw new RangeError(`send: "${output}" is not an output of this module's contract`);
+    if (typeof options !== 'object' || options === null) throw new TypeError('send: options must be an object');
+    checkSignal(options.abortSignal, 'send');
+    if (options.abortSignal?.aborted) throw abortError(options.abortSignal);
+    const properties = checkProperties(options.properties);
+    const messageId = options.messageId === undefined ? uuid() : checkId('messageId', options.messageId);
+    const payload = codec.encode(body as never);
+    const header: EnvelopeHeader = {
+      messageId,
+      ...(options.correlationId === undefined ? {} : { correlationId: checkId('correlationId', options.correlationId) }),
+      contentType: codec.contentType,
+      ...(codec.contentEncoding === undefined ? {} : { contentEncoding: codec.contentEncoding }),
+      createdAt: this.clock.now(),
+      sourceDeviceId: this.deviceId,
+      sourceModuleId: this.moduleId,
+      sourceOutput: output,
+      properties,
+    };
+    const bytes = encodeEnvelope(header, payload);
+    if (bytes.length > MAX_MESSAGE_BYTES) {
+      throw new EdgeKitError('message-too-large', `message on output "${output}" is ${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`, {
+        details: { size: bytes.length, limit: MAX_MESSAGE_BYTES },
+      });
+    }
+    const destinations = this.destinations(output, header, payload);
+    this.observer?.(output, header, payload);
+    if (destinations.length === 0) {
+      this.counters.unrouted++;
+      return { messageId, destinations: 0 };
+    }
+    const publishes = destinations.map((d) => {
+      const ttl = d.timeToLiveSecs > 0 ? d.timeToLiveSecs : this.defaultTtlSecs;
+      return this.publish(
+        d.kind === 'upstream' ? addresses.upstream(this.deviceId) : addresses.input(this.deviceId, d.module, d.input),
+        bytes,
+        ttl > 0 ? ttl * 1000 : undefined,
+        d.priority >= 0 && d.priority <= 9 ? d.priority : undefined,
+      );
+    });
+    await this.track<unknown>(publishes.length === 1 ? (publishes[0] as Promise<void>) : Promise.all(publishes));
+    this.counters.sent++;
+    return { messageId, destinations: destinations.length };
+  }
+
+  private destinations(output: string, header: EnvelopeHeader, body: Uint8Array): Destination[] {
+    const table = this.routeTable;
+    if (!table) return [];
+    const cached = this.routeCache?.get(output);
+    if (cached) return cached;
+    const message: RoutingMessage = {
+      source: `/messages/modules/${this.moduleId}/outputs/${output}`,
+      properties: header.properties,
+      systemProperties: {
+        messageId: header.messageId,
+        correlationId: header.correlationId,
+        contentType: header.contentType,
+        contentEncoding: header.contentEncoding,
+        connectionDeviceId: this.deviceId,
+        connectionModuleId: this.moduleId,
+        outputName: output,
+        creationTime: new Date(header.createdAt).toISOString(),
+      },
+      body,
+    };
+    const result = table.select(message);
+    if (this.routeCache) this.routeCache.set(output, result);
+    return result;
+  }
+
+  /** Publishes now if connected, otherwise (or if the connection drops mid-publish) waits in the offline queue. */
+  private publish(address: string, bytes: Uint8Array, ttlInMs: number | undefined, priority: number | undefined): Promise<void> {
+    const conn = this.conn;
+    if (conn && this.current.state === 'connected' && this.offline.length === 0) {
+      const opts = ttlInMs === undefined && priority === undefined ? undefined : { ttlInMs, priority };
+      return conn.publish(address, bytes, opts as never).catch((error: unknown) => {
+        if (isLost(error) && !this.closing) return this.enqueueOffline(address, bytes, ttlInMs, priority);
+        throw error;
+      });
+    }
+    return this.enqueueOffline(address, bytes, ttlInMs, priority);
+  }
+
+  private enqueueOffline(address: string, bytes: Uint8Array, ttlInMs: number | undefined, priority: number | undefined): Promise<void> {
+    if (this.closing) return Promise.reject(new EdgeKitError('closed', 'the client is closed'));
+    const d = deferred<void>();
+    if (this.offline.length >= this.offlineMax) {
+      this.counters.offlineDropped++;
+      const full = () =>
+        new EdgeKitError('offline-queue-full', `disconnected and the offline queue holds its maximum of ${this.offlineMax} messages`, {
+          details: { maxMessages: this.offlineMax, policy: this.offlinePolicy },
+        });
+      if (this.offlinePolicy === 'reject-new' || this.offlineMax === 0) return Promise.reject(full());
+      this.offline.shift()?.reject(full());
+    }
+    this.offline.push({ address, bytes, ttlInMs, priority, resolve: d.resolve, reject: d.reject });
+    if (this.conn && this.current.state === 'connected') this.flushOffline();
+    return d.promise;
+  }
+
+  private flushing = false;
+  private async flushOffline(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.offline.length > 0 && this.conn && this.current.state === 'connected') {
+        const p = this.offline[0] as Pending;
+        try {
+          await this.conn.publish(p.address, p.bytes, { ttlInMs: p.ttlInMs, priority: p.priority } as never);
+          this.offline.shift();
+          p.resolve();
+        } catch (error) {
+          if (isLost(error)) break; // stays queued for the next connection
+          this.offline.shift();
+          p.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private onRouteTable(value: Uint8Array | undefined): void {
+    try {
+      const doc = decodeRouteTable(value);
+      const table = compileRouteTable(doc.routes);
+      this.routeTable = table;
+      this.defaultTtlSecs = doc.defaultTimeToLiveSecs ?? DEFAULT_TTL_SECS;
+      this.routeCache = table.routes.every((r) => r.condition === null) ? new Map() : undefined;
+    } catch (error) {
+      this.report_error(error, 'route table rejected; keeping the previous one');
+    }
+  }
+
+  private report_error(error: unknown, context: string): void {
+    const e = isEdgeKitError(error) ? error : new EdgeKitError('transport-error', messageOf(error), { cause: error });
+    try {
+      this.onError(context ? new EdgeKitError(e.code, `${context}: ${e.message}`, { cause: e, details: e.details }) : e);
+    } catch {
+      // a throwing onError must not break message handling
+    }
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  async onInput(input: string, handler: InputHandler<never>, options: InputOptions = {}): Promise<Registration> {
+    if (this.closing) throw new EdgeKitError('closed', 'onInput: the client is closed');
+    checkName('input', input);
+    const codec = this.contract.codecOf('input', input);
+    if (!codec) throw new RangeError(`onInput: "${input}" is not an input of this module's contract`);
+    if (typeof handler !== 'function') throw new TypeError('onInput: handler must be a function');
+    if (typeof options !== 'object' || options === null) throw new TypeError('onInput: options must be an object');
+    const concurrency = positiveInt('concurrency', options.concurrency, 1);
+    for (const b of this.bindings) {
+      if ((b as InputBinding).input === input) throw new Error(`onInput: input "${input}" already has a handler; close it first`);
+    }
+    const address = addresses.input(this.deviceId, this.moduleId, input);
+    const queue: Array<{ delivery: Delivery; epoch: number }> = [];
+    let active = 0;
+    const pump = () => {
+      while (active < concurrency && queue.length > 0) {
+        const item = queue.shift() as { delivery: Delivery; epoch: number };
+        if (item.epoch !== this.epoch || this.closing) continue; // redelivered by the broker on the next connection
+        active++;
+        void this.track(this.deliver(input, codec, handler, item.delivery)).finally(() => {
+          active--;
+          pump();
+        });
+      }
+    };
+    const binding: InputBinding = {
+      input,
+      internal: false,
+      sub: undefined,
+      attach: (conn) => {
+        const epoch = this.epoch;
+        return conn.consume(address, { prefetch: Math.max(concurrency * 2, 32) }, (delivery) => {
+          queue.push({ delivery, epoch });
+          pump();
+        });
+      },
+    };
+    this.bindings.add(binding);
+    if (this.conn && this.current.state === 'connected') {
+      try {
+        binding.sub = await binding.attach(this.conn);
+      } catch (error) {
+        this.bindings.delete(binding);
+        throw error;
+      }
+    }
+    return {
+      close: async () => {
+        this.bindings.delete(binding);
+        queue.length = 0;
+        await binding.sub?.close();
+      },
+    };
+  }
+
+  messages(input: string, options: InputOptions = {}): AsyncIterableIterator<InboundMessage<never>> {
+    let registration: Promise<Registration> | undefined;
+    let release: (() => void) | undefined;
+    const channel: Channel<InboundMessage<never>> = new Channel(() => {
+      release?.();
+      void registration?.then((r) => r.close());
+    });
+    const iterator: AsyncIterableIterator<InboundMessage<never>> = {
+      next: async () => {
+        release?.();
+        release = undefined;
+        registration ??= this.onInput(
+          input,
+          (msg) =>
+            new Promise<void>((resolve) => {
+              release = resolve;
+              channel.push(msg);
+            }),
+          options,
+        );
+        await registration;
+        return channel.next();
+      },
+      return: () => channel.return(),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  private async deliver(input: string, codec: { decode(b: Uint8Array): unknown }, handler: InputHandler<never>, delivery: Delivery): Promise<void> {
+    this.counters.received++;
+    if (delivery.redelivered) this.counters.redelivered++;
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(delivery.bytes);
+    } catch (error) {
+      this.counters.decodeErrors++;
+      await this.deadLetter(input, undefined, delivery.bytes, 'decode-failed', error, 0);
+      delivery.ack();
+      return;
+    }
+    let body: unknown;
+    try {
+      body = await codec.decode(envelope.body);
+    } catch (error) {
+      const reason = isEdgeKitError(error, 'validation-failed') ? 'validation-failed' : 'decode-failed';
+      if (reason === 'decode-failed') this.counters.decodeErrors++;
+      await this.deadLetter(input, envelope.header, envelope.body, reason, error, 0);
+      delivery.ack();
+      return;
+    }
+    let message = new Inbound<never>(body as never, input, envelope.header, 1, delivery.redelivered);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+      if (attempt > 1) message = message.withAttempt(attempt);
+      try {
+        await handler(message);
+        this.counters.processed++;
+        delivery.ack();
+        return;
+      } catch (error) {
+        this.counters.handlerErrors++;
+        lastError = error;
+        if (attempt < this.opts.maxAttempts && this.opts.retryDelayInMs > 0) await sleep(this.clock, this.opts.retryDelayInMs);
+      }
+    }
+    await this.deadLetter(input, envelope.header, envelope.body, 'handler-failed', lastError, this.opts.maxAttempts);
+    delivery.ack();
+  }
+
+  private async deadLetter(
+    input: string,
+    header: EnvelopeHeader | undefined,
+    body: Uint8Array,
+    reason: 'handler-failed' | 'decode-failed' | 'validation-failed',
+    error: unknown,
+    attempts: number,
+  ): Promise<void> {
+    this.counters.deadLettered++;
+    const info = { reason, error: messageOf(error), input, attempts, at: this.clock.now() };
+    const dead: EnvelopeHeader = {
+      ...(header ?? {
+        messageId: uuid(),
+        createdAt: this.clock.now(),
+        sourceDeviceId: '',
+        sourceModuleId: '',
+        properties: {},
+      }),
+      deadLetter: info,
+    };
+    this.report_error(
+      new EdgeKitError(reason === 'handler-failed' ? 'transport-error' : reason, messageOf(error), { cause: error, details: info }),
+      `message ${header?.messageId ?? '(undecodable)'} on input "${input}" dead-lettered (${reason})`,
+    );
+    let bytes = encodeEnvelope(dead, body);
+    if (bytes.length > MAX_MESSAGE_BYTES) bytes = encodeEnvelope(dead, body.subarray(0, MAX_MESSAGE_BYTES / 2));
+    try {
+      await this.publish(addresses.deadLetter(this.deviceId, this.moduleId), bytes, undefined, undefined);
+    } catch (publishError) {
+      this.report_error(publishError, 'could not publish a dead letter');
+    }
+  }
+
+  // ---------------------------------------------------------------- twin
+
+  private onDesiredValue(value: Uint8Array | undefined): void {
+    let doc: TwinDocument<JsonObject>;
+    try {
+      doc = decodeTwin(value, 'desired properties');
+    } catch (error) {
+      this.report_error(error, 'desired properties ignored');
+      return;
+    }
+    this.desiredChain = this.desiredChain.then(() => this.applyDesired(doc));
+  }
+
+  private async applyDesired(doc: TwinDocument<JsonObject>): Promise<void> {
+    const previous = this.desiredDoc;
+    if (doc.version <= previous.version) return;
+    const patch = diffPatch(previous.properties, doc.properties);
+    const schema = this.contract.definition.desired;
+    try {
+      if (schema) await validate(schema, doc.properties, `desired properties version ${doc.version}`);
+    } catch (error) {
+      // Validate-then-apply: the document stays at the previous version for the module; the rejection is reported.
+      this.desiredDoc = { version: doc.version, properties: previous.properties };
+      await this.reportDesiredStatus(doc.version, error);
+      return;
+    }
+    this.desiredDoc = doc;
+    let rejection: unknown;
+    for (const handler of this.desiredHandlers) {
+      try {
+        await handler(doc.properties as never, patch as never, doc.version);
+      } catch (error) {
+        rejection ??= error;
+      }
+    }
+    await this.reportDesiredStatus(doc.version, rejection);
+  }
+
+  /** Writes `desiredStatus` into the reported document on a rejection, and clears it on the next success. */
+  private async reportDesiredStatus(version: number, error: unknown): Promise<void> {
+    if (error === undefined && !this.desiredRejected) return;
+    this.desiredRejected = error !== undefined;
+    if (error !== undefined) this.report_error(error, `desired properties version ${version} rejected`);
+    const status = error === undefined ? null : { version, status: 'rejected', reason: messageOf(error) };
+    await this.report({ desiredStatus: status } as never).catch((e: unknown) => this.report_error(e, 'could not report desiredStatus'));
+  }
+
+  async onDesired(handler: DesiredHandler<never>): Promise<Registration> {
+    if (this.closing) throw new EdgeKitError('closed', 'onDesired: the client is closed');
+    if (typeof handler !== 'function') throw new TypeError('onDesired: handler must be a function');
+    this.desiredHandlers.add(handler);
+    const doc = this.desiredDoc;
+    if (doc.version > 0) {
+      this.desiredChain = this.desiredChain.then(async () => {
+        try {
+          await handler(doc.properties as never, doc.properties as never, doc.version);
+        } catch (error) {
+          await this.reportDesiredStatus(doc.version, error);
+        }
+      });
+      await this.desiredChain;
+    }
+    return {
+      close: async () => {
+        this.desiredHandlers.delete(handler);
+      },
+    };
+  }
+
+  desired(): TwinSection<never> {
+    return this.desiredDoc as TwinSection<never>;
+  }
+
+  report(patch: object, options: OperationOptions = {}): Promise<number> {
+    try {
+      checkTwin(patch, 'reported patch', { allowNull: true });
+      checkSignal(options.abortSignal, 'report');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const run = async (): Promise<number> => {
+      const conn = await this.connection(options, 'report');
+      const current = this.reportedDoc ?? { version: 0, properties: {} };
+      const properties = mergePatch(current.properties, patch as JsonObject);
+      const schema = this.contract.definition.reported;
+      if (schema) await validate(schema, properties, 'reported properties');
+      const next = { version: current.version + 1, properties };
+      await conn.setRetained(addresses.reported(this.deviceId, this.moduleId), encodeTwin(next, 'reported properties'));
+      this.reportedDoc = next;
+      return next.version;
+    };
+    const result = this.reportChain.then(run, run);
+    this.reportChain = result.catch(() => undefined);
+    return this.track(result);
+  }
+
+  async getTwin(options: OperationOptions = {}): Promise<Twin<never, never>> {
+    checkSignal(options.abortSignal, 'getTwin');
+    const conn = await this.connection(options, 'getTwin');
+    const [desired, reported] = await Promise.all([
+      conn.getRetained(addresses.desired(this.deviceId, this.moduleId)),
+      conn.getRetained(addresses.reported(this.deviceId, this.moduleId)),
+    ]);
+    return {
+      desired: decodeTwin(desired, 'desired properties') as TwinSection<never>,
+      reported: decodeTwin(reported, 'reported properties') as TwinSection<never>,
+    };
+  }
+
+  // ---------------------------------------------------------------- methods
+
+  async handle(method: string, handler: MethodHandler<never, unknown>): Promise<Registration> {
+    if (this.closing) throw new EdgeKitError('closed', 'handle: the client is closed');
+    checkName('method', method);
+    if (!this.contract.methodOf(method)) throw new RangeError(`handle: "${method}" is not a method of this module's contract`);
+    if (typeof handler !== 'function') throw new TypeError('handle: handler must be a function');
+    if (this.methodHandlers.has(method)) throw new Error(`handle: method "${method}" already has a handler; close it first`);
+    this.methodHandlers.set(method, handler);
+    return {
+      close: async () => {
+        if (this.methodHandlers.get(method) === handler) this.methodHandlers.delete(method);
+      },
+    };
+  }
+
+  private async onMethodRequest(bytes: Uint8Array): Promise<Uint8Array> {
+    const arrived = this.clock.now();
+    let response: MethodResponseWire;
+    try {
+      response = await this.track(this.runMethod(bytes, arrived));
+    } catch (error) {
+      response = { status: 500, payload: { message: messageOf(error) } };
+    }
+    let out = toJsonBytes(response);
+    if (out.length > MAX_METHOD_PAYLOAD_BYTES) {
+      out = toJsonBytes({ status: 500, payload: { message: `response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes` } });
+    }
+    return out;
+  }
+
+  private async runMethod(bytes: Uint8Array, arrived: number): Promise<MethodResponseWire> {
+    const request = decodeMethodRequest(bytes);
+    const handler = this.methodHandlers.get(request.method);
+    const def = this.contract.methodOf(request.method);
+    if (!handler || !def) return { status: 501, payload: { message: `method "${request.method}" is not implemented by ${this.moduleId}` } };
+    const deadline = arrived + request.timeoutInMs;
+    const wait = this.methodSlots.acquire();
+    if (wait) await wait;
+    const controller = new AbortController();
+    let timer: ClockTimer | undefined;
+    try {
+      if (this.clock.now() >= deadline) {
+        return { status: 504, payload: { message: 'the request expired before it could run; not executed' } };
+      }
+      timer = this.clock.setTimer(() => controller.abort(new EdgeKitError('timeout', 'the caller’s deadline passed')), deadline - this.clock.now());
+      let payload: unknown;
+      try {
+        payload = await validate(def.request, request.payload, `request of method "${request.method}"`);
+      } catch (error) {
+        return { status: 400, payload: { message: messageOf(error) } };
+      }
+      const context: MethodContext = {
+        signal: controller.signal,
+        deadline,
+        caller: {
+          ...(request.callerDeviceId === undefined ? {} : { deviceId: request.callerDeviceId }),
+          ...(request.callerModuleId === undefined ? {} : { moduleId: request.callerModuleId }),
+        },
+      };
+      try {
+        const result = await handler(payload as never, context);
+        const answer = isAnswer(result) ? result : { status: 200, payload: result ?? null };
+        if (answer.status < 300 && isSchema(def.response)) await validate(def.response, answer.payload, `response of method "${request.method}"`);
+        return { status: answer.status, payload: answer.payload ?? null };
+      } catch (error) {
+        if (error instanceof MethodError) return { status: error.status, payload: error.payload };
+        return { status: 500, payload: { message: messageOf(error) } };
+      }
+    } finally {
+      timer?.cancel();
+      this.methodSlots.release();
+    }
+  }
+
+  async invoke(
+    target: ModuleContract,
+    module: string | ModuleRef,
+    method: string,
+    payload: unknown,
+    options: InvokeOptions = {},
+  ): Promise<MethodResult<never>> {
+    if (typeof target !== 'object' || target === null || typeof target.methodOf !== 'function') {
+      throw new TypeError('invoke: the first argument must be the target module\'s contract (or untypedModule)');
+    }
+    const ref = typeof module === 'string' ? { moduleId: module } : module;
+    if (typeof ref !== 'object' || ref === null) throw new TypeError('invoke: module must be a module id or { deviceId, moduleId }');
+    const deviceId = ref.deviceId === undefined ? this.deviceId : checkName('device id', ref.deviceId);
+    const moduleId = checkName('module id', ref.moduleId);
+    checkName('method', method);
+    const def = target.methodOf(method);
+    if (!def) throw new RangeError(`invoke: "${method}" is not a method of the target's contract`);
+    checkSignal(options.abortSignal, 'invoke');
+    const timeoutInMs = options.timeoutInMs ?? 30_000;
+    if (!Number.isInteger(timeoutInMs) || timeoutInMs < MIN_METHOD_TIMEOUT || timeoutInMs > MAX_METHOD_TIMEOUT) {
+      throw new RangeError(`invoke: timeoutInMs must be an integer from ${MIN_METHOD_TIMEOUT} to ${MAX_METHOD_TIMEOUT}, got ${timeoutInMs}`);
+    }
+    return this.track(
+      invokeMethod({
+        connection: (o) => this.connection(o, 'invoke'),
+        clock: this.clock,
+        deviceId,
+        moduleId,
+        method,
+        payload,
+        response: def.response,
+        timeoutInMs,
+        ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
+        caller: { deviceId: this.deviceId, moduleId: this.moduleId },
+      }),
+    ) as Promise<MethodResult<never>>;
+  }
+}
+
+interface InputBinding extends Binding {
+  readonly input: string;
+}
+
+function isAnswer(value: unknown): value is { status: number; payload: unknown } {
+  if (typeof value !== 'object' || value === null) return false;
+  const keys = Object.keys(value);
+  return (
+    typeof (value as { status?: unknown }).status === 'number' &&
+    keys.every((k) => k === 'status' || k === 'payload') &&
+    Number.isInteger((value as { status: number }).status)
+  );
+}
+
+function checkProperties(props: unknown): Readonly<Record<string, string>> {
+  if (props === undefined) return {};
+  if (typeof props !== 'object' || props === null || Array.isArray(props)) {
+    throw new TypeError('send: properties must be an object of string values');
+  }
+  for (const [key, value] of Object.entries(props)) {
+    if (key.length === 0 || key.length > 256) throw new RangeError(`send: property name "${key}" must be 1–256 characters`);
+    if (typeof value !== 'string') throw new TypeError(`send: property "${key}" must be a string (IoT Hub properties are strings), got ${typeof value}`);
+  }
+  return props as Record<string, string>;
+}
+
+function checkId(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 128) {
+    throw new RangeError(`send: ${name} must be a string of 1–128 characters`);
+  }
+  return value;
+}
+
+/** @internal Everything an invocation needs; shared by module clients and the service side. */
+export interface InvokeRequest {
+  connection(options: OperationOptions): Promise<TransportConnection>;
+  readonly clock: Clock;
+  readonly deviceId: string;
+  readonly moduleId: string;
+  readonly method: string;
+  readonly payload: unknown;
+  readonly response: import('../codecs/schema.js').Schema<unknown>;
+  readonly timeoutInMs: number;
+  readonly abortSignal?: AbortSignal;
+  readonly caller?: { readonly deviceId?: string; readonly moduleId?: string };
+}
+
+/**
+ * @internal Invokes a direct method: 404 at once when the target is offline, 504 when no answer comes in time,
+ * the answer's status and payload otherwise.
+ */
+export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unknown>> {
+  const failed = (status: number, message: string, payload: unknown = { message }): MethodResult<unknown> => ({
+    ok: false,
+    status,
+    payload,
+    message,
+  });
+  if (req.abortSignal?.aborted) throw abortError(req.abortSignal);
+  let body: Uint8Array;
+  try {
+    body = toJsonBytes({
+      method: req.method,
+      payload: req.payload === undefined ? null : req.payload,
+      timeoutInMs: req.timeoutInMs,
+      callerDeviceId: req.caller?.deviceId,
+      callerModuleId: req.caller?.moduleId,
+    });
+  } catch (error) {
+    throw new EdgeKitError('encode-failed', `invoke: payload cannot be encoded as JSON: ${messageOf(error)}`, { cause: error });
+  }
+  if (body.length > MAX_METHOD_PAYLOAD_BYTES) {
+    throw new EdgeKitError('message-too-large', `invoke: payload is ${body.length} bytes; the limit is ${MAX_METHOD_PAYLOAD_BYTES}`);
+  }
+  const started = req.clock.now();
+  const conn = await req.connection({ timeoutInMs: req.timeoutInMs, ...(req.abortSignal ? { abortSignal: req.abortSignal } : {}) });
+  const target = `${req.deviceId}/${req.moduleId}`;
+  const presence = decodePresence(await conn.getRetained(addresses.presence(req.deviceId, req.moduleId)));
+  if (presence?.state !== 'online') return failed(404, `module ${target} is offline`);
+  const remaining = req.timeoutInMs - (req.clock.now() - started);
+  if (remaining <= 0) return failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`);
+  const answer = await new Promise<Uint8Array | MethodResult<unknown>>((resolve, reject) => {
+    const signal = req.abortSignal;
+    const timer = req.clock.setTimer(() => finish(() => resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`))), remaining);
+    const onAbort = () => finish(() => reject(abortError(signal as AbortSignal)));
+    let settled = false;
+    function finish(action: () => void) {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      signal?.removeEventListener('abort', onAbort);
+      action();
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    conn.request(addresses.methods(req.deviceId, req.moduleId), body, { timeoutInMs: remaining }).then(
+      (reply) => finish(() => resolve(reply)),
+      (error: unknown) =>
+        finish(() => {
+          if (isEdgeKitError(error, 'not-found')) resolve(failed(404, `module ${target} is not serving methods`));
+          else if (isEdgeKitError(error, 'timeout')) resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`));
+          else reject(error);
+        }),
+    );
+  });
+  if (!(answer instanceof Uint8Array)) return answer;
+  const wire = decodeMethodResponse(answer);
+  if (wire.status >= 200 && wire.status < 300) {
+    try {
+      return { ok: true, status: wire.status, payload: await validate(req.response, wire.payload, `response of ${req.method}`) };
+    } catch (error) {
+      return failed(502, messageOf(error), wire.payload);
+    }
+  }
+  const message =
+    typeof wire.payload === 'object' && wire.payload !== null && typeof (wire.payload as { message?: unknown }).message === 'string'
+      ? (wire.payload as { message: string }).message
+      : `method ${req.method} answered ${wire.status}`;
+  return failed(wire.status, message, wire.payload);
+}
+
+/** @internal Replaces the id generator (deterministic ids in tests). */
+export function setIdGenerator(generate: () => string): void {
+  uuid = generate;
+}

@@ -1,0 +1,111 @@
+/**
+ * Twin documents: JSON merge patches (RFC 7396: `null` deletes), the patch between two versions (for catch-up
+ * after a reconnect), IoT Hub's limits, and the retained wire form `{ "version": n, "properties": {…} }`.
+ */
+import { EdgeKitError } from '../errors.js';
+
+export type JsonObject = { [key: string]: unknown };
+
+/** A twin document with its monotonic version (0 = never written). */
+export interface TwinDocument<T = JsonObject> {
+  readonly version: number;
+  readonly properties: T;
+}
+
+/** IoT Hub's limits for one twin section. */
+export const TWIN_LIMITS = { maxBytes: 32 * 1024, maxDepth: 10, maxNameBytes: 1024 } as const;
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Applies a JSON merge patch to `target`, returning a new object; `target` is not changed. */
+export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
+  const out: JsonObject = { ...target };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else if (isObject(value)) out[key] = mergePatch(isObject(out[key]) ? (out[key] as JsonObject) : {}, value);
+    else out[key] = value;
+  }
+  return out;
+}
+
+/** The merge patch that turns `from` into `to` (deleted members become `null`). */
+export function diffPatch(from: JsonObject, to: JsonObject): JsonObject {
+  const patch: JsonObject = {};
+  for (const key of Object.keys(from)) if (!(key in to)) patch[key] = null;
+  for (const [key, value] of Object.entries(to)) {
+    const before = from[key];
+    if (isObject(value) && isObject(before)) {
+      const inner = diffPatch(before, value);
+      if (Object.keys(inner).length > 0) patch[key] = inner;
+    } else if (!jsonEqual(before, value)) {
+      patch[key] = value;
+    }
+  }
+  return patch;
+}
+
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const BAD_NAME = /[.$ \u0000-\u001f]/;
+
+/**
+ * Checks a patch or document against IoT Hub's twin rules before it is sent: a JSON object, property names without
+ * `.`, `$`, spaces or control characters, nesting depth ≤ 10, and (for `document`) encoded size ≤ 32 KB.
+ * Throws `EdgeKitError('twin-limit')` naming the offending path.
+ */
+export function checkTwin(value: unknown, what: string, options: { allowNull: boolean }): asserts value is JsonObject {
+  if (!isObject(value)) throw new TypeError(`${what} must be a plain JSON object`);
+  walk(value, what, 1, options.allowNull);
+}
+
+function walk(obj: JsonObject, path: string, depth: number, allowNull: boolean): void {
+  if (depth > TWIN_LIMITS.maxDepth) {
+    throw new EdgeKitError('twin-limit', `${path} is nested deeper than ${TWIN_LIMITS.maxDepth} levels`);
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    const at = `${path}.${key}`;
+    if (key.length === 0 || BAD_NAME.test(key) || Buffer.byteLength(key) > TWIN_LIMITS.maxNameBytes) {
+      throw new EdgeKitError('twin-limit', `property name ${JSON.stringify(key)} at ${path} is not allowed (no . $ space or control characters, at most 1 KB)`);
+    }
+    if (value === null) {
+      if (!allowNull) throw new EdgeKitError('twin-limit', `${at} is null; null only deletes, in a patch`);
+    } else if (isObject(value)) walk(value, at, depth + 1, allowNull);
+    else if (Array.isArray(value) || ['string', 'number', 'boolean'].includes(typeof value)) {
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new EdgeKitError('twin-limit', `${at} is not a finite number`);
+    } else throw new EdgeKitError('twin-limit', `${at} has type ${typeof value}; twins hold JSON values only`);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Encodes a twin document for its retained key; throws `twin-limit` over 32 KB. */
+export function encodeTwin(doc: TwinDocument<JsonObject>, what: string): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify({ version: doc.version, properties: doc.properties }));
+  if (bytes.length > TWIN_LIMITS.maxBytes + 64) {
+    throw new EdgeKitError('twin-limit', `${what} would be ${bytes.length} bytes; the limit is ${TWIN_LIMITS.maxBytes}`, {
+      details: { size: bytes.length, limit: TWIN_LIMITS.maxBytes },
+    });
+  }
+  return bytes;
+}
+
+/** Decodes a retained twin document; absent → version 0, empty. Malformed → `decode-failed`. */
+export function decodeTwin(bytes: Uint8Array | undefined, what: string): TwinDocument<JsonObject> {
+  if (bytes === undefined || bytes.length === 0) return { version: 0, properties: {} };
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch (error) {
+    throw new EdgeKitError('decode-failed', `${what} is not valid JSON`, { cause: error });
+  }
+  const v = value as { version?: unknown; properties?: unknown };
+  if (!isObject(value) || typeof v.version !== 'number' || !Number.isInteger(v.version) || !isObject(v.properties)) {
+    throw new EdgeKitError('decode-failed', `${what} is not a twin document { version, properties }`);
+  }
+  return { version: v.version, properties: v.properties };
+}

@@ -1,0 +1,98 @@
+/**
+ * edgekit: typed IoT edge modules — inputs, outputs, routes, twins, direct methods and presence over pluggable
+ * transports. This entry point is the core plus the in-process memory transport; `edgekit/mqtt`, `edgekit/amqp`,
+ * `edgekit/protobuf`, `edgekit/routing` and `edgekit/testing` add the rest.
+ *
+ * @example
+ * ```ts
+ * import { connect, defineModule, json } from 'edgekit';
+ * const Echo = defineModule({ inputs: { in: json<{ n: number }>() }, outputs: { out: json<{ n: number }>() } });
+ * const client = await connect(Echo, { deviceId: 'dev1', moduleId: 'echo' });
+ * await client.onInput('in', (msg) => client.send('out', msg.body).then(() => undefined));
+ * ```
+ * @packageDocumentation
+ */
+export { type Clock, type ClockTimer, systemClock } from './clock.js';
+export { bytes, type Codec, type InferCodec, json, text } from './codecs/codec.js';
+export { type InferSchema, type Schema, type StandardSchemaV1, typed } from './codecs/schema.js';
+export { MAX_METHOD_PAYLOAD_BYTES } from './core/client.js';
+export {
+  connect,
+  ENVIRONMENT_VARIABLES,
+  type EnvironmentTransportOptions,
+  type FromEnvironmentOptions,
+  fromEnvironment,
+  type TransportFactory,
+} from './connect.js';
+export {
+  type DesiredOf,
+  defineModule,
+  type InputBody,
+  type InputName,
+  type MethodDefinition,
+  type MethodName,
+  type MethodRequest,
+  type MethodResponse,
+  type ModuleContract,
+  type ModuleDefinition,
+  method,
+  type OutputBody,
+  type OutputName,
+  type ReportedOf,
+  type UntypedModule,
+  untypedModule,
+} from './core/contract.js';
+export { type DeadLetterInfo, MAX_MESSAGE_BYTES } from './core/envelope.js';
+export { TWIN_LIMITS } from './core/twin.js';
+export type {
+  ClientStats,
+  CloseOptions,
+  ConnectionStatus,
+  ConnectOptions,
+  DeadLetter,
+  DesiredHandler,
+  InboundMessage,
+  InputHandler,
+  InputOptions,
+  InvokeOptions,
+  MessageSource,
+  MethodAnswer,
+  MethodContext,
+  MethodHandler,
+  MethodResult,
+  ModuleClient,
+  ModuleRef,
+  OfflineQueueOptions,
+  OperationOptions,
+  ReconnectOptions,
+  Registration,
+  SendOptions,
+  SendResult,
+  Twin,
+  TwinPatch,
+  TwinSection,
+} from './core/types.js';
+export type { Presence } from './core/wire.js';
+export { EdgeKitError, type EdgeKitErrorCode, type EdgeKitErrorOptions, isEdgeKitError, MethodError } from './errors.js';
+export { MAX_NAME_LENGTH } from './names.js';
+export type {
+  ConsumeOptions,
+  Delivery,
+  PublishOptions,
+  RequestHandler,
+  RequestOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+  TransportConnection,
+  TransportConnectOptions,
+} from './transport.js';
+export {
+  type BrokerEvent,
+  defaultMemoryBroker,
+  MemoryBroker,
+  type MemoryBrokerOptions,
+  type MemoryTransportOptions,
+  memory,
+} from './transports/memory/index.js';
+export { SDK_VERSION } from './version.js';

@@ -1,0 +1,128 @@
+/**
+ * The transport contract: the few byte-level primitives a broker binding must provide. A transport moves opaque
+ * bytes between addresses and keeps retained values; it knows nothing of twins, routes, methods or envelopes — all
+ * of that lives in the core, once. Implementations: `memory` (in-process), `edgekit/mqtt`, `edgekit/amqp`; a third
+ * party's transport passes `runTransportConformance` from `edgekit/testing`.
+ *
+ * Addresses and keys are `/`-separated paths whose segments are validated names or fixed words, e.g.
+ * `inputs/<device>/<module>/<input>`, `twin/<device>/<module>/desired`. A transport may map them to topics, queues
+ * or routing keys as it likes (segments never contain `/ + # * .`, whitespace or control characters), but must map
+ * them one-to-one. See docs/architecture.md for every address the core uses.
+ */
+
+/** What a transport can do beyond the contract's minimum; the conformance suite reads these. */
+export interface TransportCapabilities {
+  /** Messages published to a queue that has never had a consumer are kept until one comes (memory, AMQP). */
+  readonly keepsMessagesBeforeFirstConsumer: boolean;
+  /** Several connections may consume one queue as a group, each message going to one of them. */
+  readonly sharedConsumers: boolean;
+}
+
+/** Options for {@link Transport.connect}. */
+export interface TransportConnectOptions {
+  /**
+   * Stable identity of this connection, unique among live connections. The broker keeps session state (queued
+   * messages of its consumers) under it across reconnects.
+   */
+  readonly clientId: string;
+  /** Retained value the broker writes when this connection dies without {@link TransportConnection.close}. */
+  readonly will?: { readonly key: string; readonly value: Uint8Array };
+  /** Give up connecting after this long (the transport rejects with `timeout`). */
+  readonly timeoutInMs?: number;
+  readonly abortSignal?: AbortSignal;
+}
+
+/** Options for {@link TransportConnection.publish}. */
+export interface PublishOptions {
+  /** The broker discards the message if it is not delivered within this time. Absent: no expiry. */
+  readonly ttlInMs?: number;
+  /** 0 (highest) to 9; a transport that supports priorities delivers lower numbers first. */
+  readonly priority?: number;
+}
+
+/** Options for {@link TransportConnection.consume}. */
+export interface ConsumeOptions {
+  /** Most deliveries handed out and not yet acknowledged. At least 1. */
+  readonly prefetch: number;
+}
+
+/** One message handed to a consumer. */
+export interface Delivery {
+  readonly bytes: Uint8Array;
+  /** True when the broker knows this message was delivered before (a previous connection did not ack it). */
+  readonly redelivered: boolean;
+  /**
+   * Tells the broker the message is done with. The core calls it exactly once, after the handler resolved or the
+   * message was dead-lettered. An unacknowledged delivery is redelivered after the connection is lost.
+   */
+  ack(): void;
+}
+
+/** A registration that can be undone. */
+export interface Subscription {
+  /**
+   * Stops new deliveries; idempotent. Deliveries already handed out stay acknowledgeable on this connection (the
+   * core acks in-flight handlers while draining); unacknowledged ones go back to the broker when the connection ends.
+   */
+  close(): Promise<void>;
+}
+
+/** Options for {@link TransportConnection.request}. */
+export interface RequestOptions {
+  /** The request expires after this long: the broker may discard it and the call rejects with `timeout`. */
+  readonly timeoutInMs: number;
+  readonly abortSignal?: AbortSignal;
+}
+
+/** Serves requests on an address; resolves to the reply bytes. */
+export type RequestHandler = (request: Uint8Array) => Promise<Uint8Array>;
+
+/** One live connection to a broker. The core reconnects by calling {@link Transport.connect} again. */
+export interface TransportConnection {
+  /**
+   * Resolves once when the connection ends: `undefined` after {@link close}, the cause otherwise. Never rejects.
+   * After that, every method rejects with an `EdgeKitError` of code `closed` or `connection-lost`.
+   */
+  readonly closed: Promise<Error | undefined>;
+
+  /** Appends `bytes` to the durable queue at `address`; resolves once the broker has taken responsibility for it. */
+  publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void>;
+
+  /**
+   * Consumes the durable queue at `address`, in order, with at most `prefetch` unacknowledged deliveries.
+   * Several connections with the same `clientId` family consuming one address share it (when `sharedConsumers`).
+   */
+  consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
+
+  /** Sets (or with `null`, deletes) the retained value at `key`; resolves when the broker has it. Survives restarts. */
+  setRetained(key: string, value: Uint8Array | null): Promise<void>;
+
+  /** The retained value at `key`, or `undefined` when there is none. */
+  getRetained(key: string): Promise<Uint8Array | undefined>;
+
+  /**
+   * Calls `onValue` with the current retained value at `key` (`undefined` if none) and then with every change.
+   * Resolves after the current value was delivered.
+   */
+  watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription>;
+
+  /**
+   * Sends a request to whoever serves `address` and resolves to the reply. Rejects with `not-found` when the
+   * transport knows nobody serves it, `timeout` when no reply came in time.
+   */
+  request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array>;
+
+  /** Serves requests sent to `address`. The handler may run concurrently for several requests. */
+  serve(address: string, handler: RequestHandler): Promise<Subscription>;
+
+  /** Closes gracefully (no last will); idempotent. Unacknowledged deliveries go back to the broker. */
+  close(): Promise<void>;
+}
+
+/** A broker binding: creates connections. Pass one to `connect(...)` as `transport`. */
+export interface Transport {
+  /** Short name for logs and errors: `memory`, `mqtt`, `amqp`. */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  connect(options: TransportConnectOptions): Promise<TransportConnection>;
+}

@@ -1,0 +1,424 @@
+/**
+ * An in-process broker with the semantics the real ones give edgekit: durable queues with per-message TTL and
+ * at-least-once delivery (unacked messages return on disconnect), retained values, request/reply, last wills, and
+ * simulated connection loss. It moves bytes only; the core does everything else, exactly as over MQTT or AMQP.
+ */
+import { type Clock, systemClock } from '../../clock.js';
+import { EdgeKitError } from '../../errors.js';
+import type {
+  ConsumeOptions,
+  Delivery,
+  PublishOptions,
+  RequestHandler,
+  RequestOptions,
+  Subscription,
+  Transport,
+  TransportConnectOptions,
+  TransportConnection,
+} from '../../transport.js';
+
+interface Stored {
+  readonly bytes: Uint8Array;
+  readonly expiresAt: number;
+  readonly priority: number;
+  redelivered: boolean;
+}
+
+interface Consumer {
+  readonly conn: MemoryConnection;
+  readonly prefetch: number;
+  readonly onDelivery: (d: Delivery) => void;
+  readonly unacked: Set<Stored>;
+  active: boolean;
+}
+
+class Queue {
+  readonly messages: Stored[] = [];
+  readonly consumers: Consumer[] = [];
+  next = 0;
+  scheduled = false;
+}
+
+/** What the broker saw, for the test hub's taps. */
+export interface BrokerEvent {
+  readonly kind: 'publish' | 'retain';
+  readonly address: string;
+  readonly bytes: Uint8Array | null;
+}
+
+/** Options for {@link MemoryBroker}. */
+export interface MemoryBrokerOptions {
+  /** Time source for TTLs and request timeouts; default the system clock. */
+  readonly clock?: Clock;
+}
+
+/**
+ * The in-process broker behind the memory transport. One broker is one "network": modules connected through the
+ * same broker see each other. Messages are kept for the broker's lifetime (or their TTL).
+ *
+ * @example
+ * ```ts
+ * const broker = new MemoryBroker();
+ * const a = await connect(Sensor, { deviceId: 'd', moduleId: 'sensor', transport: memory({ broker }) });
+ * ```
+ */
+export class MemoryBroker {
+  readonly clock: Clock;
+  private readonly queues = new Map<string, Queue>();
+  private readonly retained = new Map<string, Uint8Array>();
+  private readonly watchers = new Map<string, Set<(v: Uint8Array | undefined) => void>>();
+  private readonly servers = new Map<string, Array<{ conn: MemoryConnection; handler: RequestHandler }>>();
+  private readonly connections = new Map<string, MemoryConnection>();
+  private readonly refused = new Set<string>();
+  private readonly taps = new Set<(event: BrokerEvent) => void>();
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** A transport whose connections go through this broker. */
+  transport(): Transport {
+    return {
+      name: 'memory',
+      capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true },
+      connect: (options) => this.connect(options),
+    };
+  }
+
+  private async connect(options: TransportConnectOptions): Promise<TransportConnection> {
+    if (typeof options?.clientId !== 'string' || options.clientId.length === 0) {
+      throw new TypeError('memory transport: clientId must be a non-empty string');
+    }
+    if (options.abortSignal?.aborted) throw new EdgeKitError('aborted', 'connect aborted');
+    await Promise.resolve();
+    if (this.refused.has(options.clientId)) {
+      throw new EdgeKitError('connection-failed', `memory broker refuses ${options.clientId} (taken offline)`);
+    }
+    // Session takeover, as MQTT: a new connection with the same id ends the old one (without its will).
+    this.connections.get(options.clientId)?.end(new EdgeKitError('connection-lost', 'taken over by a new connection'), false);
+    const conn = new MemoryConnection(this, options.clientId, options.will);
+    this.connections.set(options.clientId, conn);
+    return conn;
+  }
+
+  /**
+   * Ends the connection(s) whose client id equals `clientId` or starts with `clientId/` abruptly, as a crash or a
+   * network cut would: the last will fires and unacked deliveries return to their queues. With `refuse`, new
+   * connections from that client are refused until {@link restore}.
+   */
+  disconnect(clientId: string, options: { refuse?: boolean } = {}): number {
+    if (options.refuse) this.refused.add(clientId);
+    let count = 0;
+    for (const [id, conn] of [...this.connections]) {
+      if (id === clientId || id.startsWith(`${clientId}/`)) {
+        conn.end(new EdgeKitError('connection-lost', 'connection lost (simulated by the memory broker)'), true);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Accepts connections from `clientId` again after `disconnect(…, { refuse: true })`. */
+  restore(clientId: string): void {
+    this.refused.delete(clientId);
+  }
+
+  /** Client ids currently connected. */
+  connectedClients(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** Observes every publish and retained write (test hub taps). Returns a function that stops observing. */
+  tap(listener: (event: BrokerEvent) => void): () => void {
+    this.taps.add(listener);
+    return () => this.taps.delete(listener);
+  }
+
+  /** Number of messages waiting in a queue (not counting unacked ones). */
+  queued(address: string): number {
+    return this.queues.get(address)?.messages.length ?? 0;
+  }
+
+  // ------------------------------------------------------------ used by MemoryConnection
+
+  /** @internal */
+  forget(conn: MemoryConnection): void {
+    if (this.connections.get(conn.clientId) === conn) this.connections.delete(conn.clientId);
+  }
+
+  private queue(address: string): Queue {
+    let q = this.queues.get(address);
+    if (!q) {
+      q = new Queue();
+      this.queues.set(address, q);
+    }
+    return q;
+  }
+
+  /** @internal */
+  publish(address: string, bytes: Uint8Array, options: PublishOptions | undefined): void {
+    const copy = bytes.slice();
+    const ttl = options?.ttlInMs;
+    const q = this.queue(address);
+    const stored: Stored = {
+      bytes: copy,
+      expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : this.clock.now() + ttl,
+      priority: options?.priority ?? 10,
+      redelivered: false,
+    };
+    if (stored.priority < 10 && q.messages.length > 0) {
+      // Lower numbers first; FIFO within a priority.
+      let i = q.messages.length;
+      while (i > 0 && (q.messages[i - 1] as Stored).priority > stored.priority) i--;
+      q.messages.splice(i, 0, stored);
+    } else q.messages.push(stored);
+    if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'publish', address, bytes: copy });
+    this.schedule(q);
+  }
+
+  /** @internal */
+  addConsumer(address: string, consumer: Consumer): Subscription {
+    const q = this.queue(address);
+    q.consumers.push(consumer);
+    this.schedule(q);
+    return {
+      close: async () => {
+        consumer.active = false;
+        const i = q.consumers.indexOf(consumer);
+        if (i >= 0) q.consumers.splice(i, 1);
+      },
+    };
+  }
+
+  /** @internal Puts a consumer's unacked messages back at the front of the queue, in order. */
+  requeue(address: string, consumer: Consumer): void {
+    const q = this.queue(address);
+    const back = [...consumer.unacked];
+    consumer.unacked.clear();
+    for (const m of back) m.redelivered = true;
+    q.messages.unshift(...back);
+    const i = q.consumers.indexOf(consumer);
+    if (i >= 0) q.consumers.splice(i, 1);
+    this.schedule(q);
+  }
+
+  /** @internal */
+  ack(address: string, consumer: Consumer, stored: Stored): void {
+    if (!consumer.unacked.delete(stored)) return;
+    const q = this.queues.get(address);
+    if (q) this.schedule(q);
+  }
+
+  private schedule(q: Queue): void {
+    if (q.scheduled || q.messages.length === 0 || q.consumers.length === 0) return;
+    q.scheduled = true;
+    queueMicrotask(() => this.dispatch(q));
+  }
+
+  private dispatch(q: Queue): void {
+    q.scheduled = false;
+    const now = this.clock.now();
+    let idle = 0;
+    while (q.messages.length > 0 && q.consumers.length > 0 && idle < q.consumers.length) {
+      const consumer = q.consumers[q.next % q.consumers.length] as Consumer;
+      q.next = (q.next + 1) % Math.max(1, q.consumers.length);
+      if (!consumer.active || consumer.unacked.size >= consumer.prefetch) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      const stored = q.messages.shift() as Stored;
+      if (stored.expiresAt <= now) continue;
+      consumer.unacked.add(stored);
+      const address = consumer.conn.addressOf(consumer);
+      let acked = false;
+      consumer.onDelivery({
+        bytes: stored.bytes,
+        redelivered: stored.redelivered,
+        ack: () => {
+          if (acked) return;
+          acked = true;
+          this.ack(address, consumer, stored);
+        },
+      });
+    }
+  }
+
+  /** @internal */
+  setRetained(key: string, value: Uint8Array | null): void {
+    if (value === null || value.length === 0) this.retained.delete(key);
+    else this.retained.set(key, value.slice());
+    if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'retain', address: key, bytes: value });
+    const watchers = this.watchers.get(key);
+    if (!watchers) return;
+    const current = this.retained.get(key);
+    for (const w of watchers) queueMicrotask(() => w(current));
+  }
+
+  /** @internal */
+  getRetained(key: string): Uint8Array | undefined {
+    return this.retained.get(key);
+  }
+
+  /** @internal */
+  watch(key: string, onValue: (v: Uint8Array | undefined) => void): () => void {
+    let set = this.watchers.get(key);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(key, set);
+    }
+    set.add(onValue);
+    onValue(this.retained.get(key));
+    return () => set.delete(onValue);
+  }
+
+  /** @internal */
+  serve(address: string, conn: MemoryConnection, handler: RequestHandler): () => void {
+    const list = this.servers.get(address) ?? [];
+    const entry = { conn, handler };
+    list.push(entry);
+    this.servers.set(address, list);
+    return () => {
+      const i = list.indexOf(entry);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  /** @internal */
+  async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+    const list = this.servers.get(address);
+    const server = list?.[Math.floor(Math.random() * list.length)];
+    if (!server) throw new EdgeKitError('not-found', `nobody serves ${address}`);
+    const copy = bytes.slice();
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let done = false;
+      const finish = (action: () => void) => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        options.abortSignal?.removeEventListener('abort', onAbort);
+        action();
+      };
+      const timer = this.clock.setTimer(
+        () => finish(() => reject(new EdgeKitError('timeout', `no reply from ${address} within ${options.timeoutInMs} ms`))),
+        options.timeoutInMs,
+      );
+      const onAbort = () => finish(() => reject(new EdgeKitError('aborted', 'request aborted')));
+      options.abortSignal?.addEventListener('abort', onAbort, { once: true });
+      queueMicrotask(() => {
+        server.handler(copy).then(
+          (reply) => {
+            if (server.conn.isOpen) finish(() => resolve(reply.slice()));
+          },
+          () => undefined, // a failing server never answers; the caller times out, as on a real broker
+        );
+      });
+    });
+  }
+}
+
+/** @internal One connection to a {@link MemoryBroker}. */
+export class MemoryConnection implements TransportConnection {
+  readonly closed: Promise<Error | undefined>;
+  private resolveClosed!: (e: Error | undefined) => void;
+  private open = true;
+  private readonly consumers = new Map<Consumer, string>();
+  private readonly cleanups = new Set<() => void>();
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    readonly clientId: string,
+    private readonly will: TransportConnectOptions['will'],
+  ) {
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  addressOf(consumer: Consumer): string {
+    return this.consumers.get(consumer) ?? '';
+  }
+
+  private check(): void {
+    if (!this.open) throw new EdgeKitError('connection-lost', `connection ${this.clientId} is closed`);
+  }
+
+  async publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
+    this.check();
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('publish: bytes must be a Uint8Array');
+    this.broker.publish(address, bytes, options);
+  }
+
+  async consume(address: string, options: ConsumeOptions, onDelivery: (d: Delivery) => void): Promise<Subscription> {
+    this.check();
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) throw new RangeError('consume: prefetch must be an integer ≥ 1');
+    const consumer: Consumer = { conn: this, prefetch: options.prefetch, onDelivery, unacked: new Set(), active: true };
+    this.consumers.set(consumer, address);
+    return this.broker.addConsumer(address, consumer);
+  }
+
+  async setRetained(key: string, value: Uint8Array | null): Promise<void> {
+    this.check();
+    this.broker.setRetained(key, value);
+  }
+
+  async getRetained(key: string): Promise<Uint8Array | undefined> {
+    this.check();
+    return this.broker.getRetained(key)?.slice();
+  }
+
+  async watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
+    this.check();
+    const stop = this.broker.watch(key, (v) => {
+      if (this.open) onValue(v?.slice());
+    });
+    this.cleanups.add(stop);
+    return {
+      close: async () => {
+        stop();
+        this.cleanups.delete(stop);
+      },
+    };
+  }
+
+  async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+    this.check();
+    return this.broker.request(address, bytes, options);
+  }
+
+  async serve(address: string, handler: RequestHandler): Promise<Subscription> {
+    this.check();
+    const stop = this.broker.serve(address, this, handler);
+    this.cleanups.add(stop);
+    return {
+      close: async () => {
+        stop();
+        this.cleanups.delete(stop);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.end(undefined, false);
+  }
+
+  /** @internal Ends the connection; `fireWill` for abrupt ends. */
+  end(cause: Error | undefined, fireWill: boolean): void {
+    if (!this.open) return;
+    this.open = false;
+    for (const stop of this.cleanups) stop();
+    this.cleanups.clear();
+    for (const [consumer, address] of this.consumers) {
+      consumer.active = false;
+      this.broker.requeue(address, consumer);
+    }
+    this.consumers.clear();
+    this.broker.forget(this);
+    if (fireWill && this.will) this.broker.setRetained(this.will.key, this.will.value);
+    this.resolveClosed(cause);
+  }
+}

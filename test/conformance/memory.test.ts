@@ -1,0 +1,3 @@
+import { memoryConformanceTarget, runTransportConformance } from '../../src/testing/index.js';
+
+await runTransportConformance(memoryConformanceTarget());

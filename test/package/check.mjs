@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// The package as a new user gets it: pack, lint the package (publint, arethetypeswrong), install the tarball into an
+// empty project, import every entry point from ESM and from CommonJS, and run a tiny module there.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const entries = Object.keys(pkg.exports).filter((k) => k !== './package.json');
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+
+const work = mkdtempSync(join(tmpdir(), 'edgekit-package-'));
+try {
+  const tarball = join(work, JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], root))[0].filename);
+  console.log(`packed ${tarball}`);
+  run('npx', ['publint', '--strict', tarball], root);
+  console.log('publint: clean');
+  // node16 resolution is the strictest check for both ESM and CJS consumers.
+  run('npx', ['attw', '--pack', '.', '--format', 'ascii', '--profile', 'node16'], root);
+  console.log('arethetypeswrong: clean');
+
+  const app = join(work, 'app');
+  run('mkdir', ['-p', app], work);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+  const peers = Object.keys(pkg.peerDependencies ?? {}).filter((p) => p !== 'vitest').map((p) => `${p}@${pkg.devDependencies[p] ?? pkg.peerDependencies[p]}`);
+  run('npm', ['install', '--no-audit', '--no-fund', tarball, ...peers], app);
+
+  const specifiers = entries.map((e) => (e === '.' ? 'edgekit' : `edgekit/${e.slice(2)}`));
+  writeFileSync(
+    join(app, 'esm.mjs'),
+    `${specifiers.map((s, i) => `import * as m${i} from '${s}';`).join('\n')}
+for (const [name, m] of [${specifiers.map((s, i) => `['${s}', m${i}]`).join(', ')}]) {
+  if (Object.keys(m).length === 0) throw new Error(name + ' exports nothing');
+}
+const { connect, defineModule, json, MemoryBroker, memory } = m0;
+const Echo = defineModule({ inputs: { in: json() }, outputs: { out: json() } });
+const broker = new MemoryBroker();
+const { createTestHub } = await import('edgekit/testing');
+const hub = await createTestHub({ routes: { r: 'FROM /messages/modules/echo/outputs/out INTO $upstream' } });
+const echo = await hub.connect(Echo, { moduleId: 'echo' });
+await echo.onInput('in', async (msg) => { await echo.send('out', { echoed: msg.body }); });
+await hub.send('echo', 'in', { hello: 'world' });
+const up = await hub.upstream().next();
+if (JSON.stringify(up.body) !== '{"echoed":{"hello":"world"}}') throw new Error('unexpected ' + JSON.stringify(up.body));
+await hub.close();
+void broker; void memory; void connect;
+console.log('esm: ${specifiers.join(', ')} imported; a module ran');
+`,
+  );
+  writeFileSync(
+    join(app, 'cjs.cjs'),
+    `${specifiers.map((s, i) => `const m${i} = require('${s}');`).join('\n')}
+for (const [name, m] of [${specifiers.map((s, i) => `['${s}', m${i}]`).join(', ')}]) {
+  if (Object.keys(m).length === 0) throw new Error(name + ' exports nothing');
+}
+const { defineModule, json, connect, MemoryBroker, memory } = m0;
+(async () => {
+  const broker = new MemoryBroker();
+  const M = defineModule({ outputs: { out: json() } });
+  const client = await connect(M, { deviceId: 'd', moduleId: 'm', transport: memory({ broker }) });
+  await client.send('out', { ok: true });
+  await client.close();
+  console.log('cjs: ${specifiers.join(', ')} required; a module ran');
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
+  );
+  process.stdout.write(run('node', ['esm.mjs'], app));
+  process.stdout.write(run('node', ['cjs.cjs'], app));
+  const size = run('du', ['-sk', join(app, 'node_modules', 'edgekit')], app).split('\t')[0];
+  console.log(`installed edgekit: ${size} KiB on disk`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,22 @@
+import { defineConfig } from 'tsup';
+
+// One entry per public subpath; test/package/exports.test.ts checks this list against package.json "exports".
+export const entries = {
+  index: 'src/index.ts',
+  'testing/index': 'src/testing/index.ts',
+  'protobuf/index': 'src/codecs/protobuf.ts',
+  'routing/index': 'src/routing/index.ts',
+} as const;
+
+export default defineConfig({
+  entry: entries,
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  treeshake: true,
+  target: 'node20',
+  // Transport and codec libraries are optional peers: never bundle them.
+  external: ['protobufjs', 'mqtt', 'amqplib'],
+});
