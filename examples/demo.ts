@@ -30,7 +30,9 @@ const color = process.stdout.isTTY;
 const paint = (style: Parameters<typeof styleText>[0], text: string) => (color ? styleText(style, text) : text);
 const t0 = Date.now();
 const log = (who: string, style: Parameters<typeof styleText>[0], text: string) =>
-  console.log(`${paint('gray', `+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`)} ${paint(style, who.padEnd(9))} ${text}`);
+  console.log(
+    `${paint('gray', `+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`)} ${paint(style, who.padEnd(9))} ${text}`,
+  );
 
 const deviceId = 'demo-device';
 const manifest = JSON.parse(readFileSync(new URL('./deployment.json', import.meta.url), 'utf8'));
@@ -59,18 +61,37 @@ const unwatch = broker.tap((event) => {
   const body = JSON.parse(new TextDecoder().decode(event.bytes.subarray(8 + headerLength)));
   if (event.address.startsWith('inputs/')) log('sensor', 'cyan', `→ filter/input1   ${describe(body)}`);
   else if (event.address.startsWith('upstream/')) {
-    log('filter', 'yellow', `→ $upstream  ${paint('bold', `ALERT (${header.properties.MessageType})`)} ${describe(body)}`);
+    log(
+      'filter',
+      'yellow',
+      `→ $upstream  ${paint('bold', `ALERT (${header.properties.MessageType})`)} ${describe(body)}`,
+    );
   }
 });
 
 const timers = [
   setTimeout(async () => {
     const doc = await updateDesired(operator, deviceId, 'filter', { TemperatureThreshold: 45 });
-    log('operator', 'magenta', `set filter desired TemperatureThreshold = 45 (version ${doc.version}); alerts now above 45 °C`);
+    log(
+      'operator',
+      'magenta',
+      `set filter desired TemperatureThreshold = 45 (version ${doc.version}); alerts now above 45 °C`,
+    );
   }, seconds * 330),
   setTimeout(async () => {
-    const result = await invokeAsService(operator, broker.clock, { deviceId, moduleId: 'SimulatedTemperatureSensor' }, 'reset', {}, { timeoutInMs: 5_000 });
-    log('operator', 'magenta', `invoked SimulatedTemperatureSensor.reset → ${result.status} ${JSON.stringify(result.payload)}`);
+    const result = await invokeAsService(
+      operator,
+      broker.clock,
+      { deviceId, moduleId: 'SimulatedTemperatureSensor' },
+      'reset',
+      {},
+      { timeoutInMs: 5_000 },
+    );
+    log(
+      'operator',
+      'magenta',
+      `invoked SimulatedTemperatureSensor.reset → ${result.status} ${JSON.stringify(result.payload)}`,
+    );
   }, seconds * 660),
   setTimeout(() => void shutdown('time is up'), seconds * 1000),
 ];
@@ -87,6 +108,10 @@ async function shutdown(reason: string): Promise<void> {
   await operator.close();
   const s = sensor.stats();
   const f = filter.stats();
-  log('demo', 'green', `sensor sent ${s.sent}; filter processed ${f.processed}, forwarded ${f.sent} alerts; dead letters ${f.deadLettered}`);
+  log(
+    'demo',
+    'green',
+    `sensor sent ${s.sent}; filter processed ${f.processed}, forwarded ${f.sent} alerts; dead letters ${f.deadLettered}`,
+  );
 }
 process.once('SIGINT', () => void shutdown('Ctrl-C'));

@@ -19,6 +19,8 @@ export default defineConfig({
   clean: true,
   esbuildOptions(options) {
     options.alias = { edgekit: src('index.ts') };
-    options.banner = { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" };
+    options.banner = {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    };
   },
 });

@@ -19,7 +19,10 @@ import { memory } from './transports/memory/index.js';
  * const client = await connect(Filter, { deviceId: 'dev1', moduleId: 'filter', transport: mqtt({ url }) });
  * ```
  */
-export async function connect<C extends ModuleContract>(contract: C, options: ConnectOptions): Promise<ModuleClient<C>> {
+export async function connect<C extends ModuleContract>(
+  contract: C,
+  options: ConnectOptions,
+): Promise<ModuleClient<C>> {
   if (typeof contract !== 'object' || contract === null || typeof contract.codecOf !== 'function') {
     throw new TypeError('connect: the first argument must be a contract from defineModule() (or untypedModule)');
   }
@@ -135,9 +138,13 @@ export async function fromEnvironment<C extends ModuleContract>(
     }
   }
   if (problems.length > 0) {
-    throw new EdgeKitError('invalid-configuration', `cannot configure the module from its environment:\n- ${problems.join('\n- ')}`, {
-      details: { problems },
-    });
+    throw new EdgeKitError(
+      'invalid-configuration',
+      `cannot configure the module from its environment:\n- ${problems.join('\n- ')}`,
+      {
+        details: { problems },
+      },
+    );
   }
   return connect(contract, {
     ...rest,

@@ -15,7 +15,6 @@
 export { type Clock, type ClockTimer, systemClock } from './clock.js';
 export { bytes, type Codec, type InferCodec, json, text } from './codecs/codec.js';
 export { type InferSchema, type Schema, type StandardSchemaV1, typed } from './codecs/schema.js';
-export { MAX_METHOD_PAYLOAD_BYTES } from './core/client.js';
 export {
   connect,
   ENVIRONMENT_VARIABLES,
@@ -24,6 +23,7 @@ export {
   fromEnvironment,
   type TransportFactory,
 } from './connect.js';
+export { MAX_METHOD_PAYLOAD_BYTES } from './core/client.js';
 export {
   type DesiredOf,
   defineModule,
@@ -73,7 +73,13 @@ export type {
   TwinSection,
 } from './core/types.js';
 export type { Presence } from './core/wire.js';
-export { EdgeKitError, type EdgeKitErrorCode, type EdgeKitErrorOptions, isEdgeKitError, MethodError } from './errors.js';
+export {
+  EdgeKitError,
+  type EdgeKitErrorCode,
+  type EdgeKitErrorOptions,
+  isEdgeKitError,
+  MethodError,
+} from './errors.js';
 export { MAX_NAME_LENGTH } from './names.js';
 export type {
   ConsumeOptions,

@@ -17,7 +17,9 @@ export function checkName(kind: NameKind, value: unknown): string {
   if (typeof value !== 'string') throw new TypeError(`${kind} must be a string, got ${typeof value}`);
   if (value.length === 0) throw new RangeError(`${kind} must not be empty`);
   if (value.length > MAX_NAME_LENGTH) {
-    throw new RangeError(`${kind} ${JSON.stringify(value.slice(0, 20))}… is ${value.length} characters; at most ${MAX_NAME_LENGTH}`);
+    throw new RangeError(
+      `${kind} ${JSON.stringify(value.slice(0, 20))}… is ${value.length} characters; at most ${MAX_NAME_LENGTH}`,
+    );
   }
   if (!NAME.test(value)) {
     throw new RangeError(

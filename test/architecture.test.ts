@@ -17,29 +17,71 @@ const sources = files(join(root, 'src')).map((path) => {
   const dynamicImports = [...text.matchAll(/import\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] as string);
   return { file: relative(root, path), imports: [...staticImports, ...dynamicImports], staticImports };
 });
-const violations = (fileFilter: (f: string) => boolean, importFilter: (i: string) => boolean, only: 'all' | 'static' = 'all') =>
+const violations = (
+  fileFilter: (f: string) => boolean,
+  importFilter: (i: string) => boolean,
+  only: 'all' | 'static' = 'all',
+) =>
   sources
     .filter((s) => fileFilter(s.file))
-    .flatMap((s) => (only === 'all' ? s.imports : s.staticImports).filter(importFilter).map((i) => `${s.file} imports ${i}`));
+    .flatMap((s) =>
+      (only === 'all' ? s.imports : s.staticImports).filter(importFilter).map((i) => `${s.file} imports ${i}`),
+    );
 
 test('core imports no transport, service, CLI or testing code', () => {
-  expect(violations((f) => f.startsWith('src/core/'), (i) => /\/(transports|service|cli|testing)\//.test(i) || /^\.\.\/connect/.test(i))).toEqual([]);
+  expect(
+    violations(
+      (f) => f.startsWith('src/core/'),
+      (i) => /\/(transports|service|cli|testing)\//.test(i) || /^\.\.\/connect/.test(i),
+    ),
+  ).toEqual([]);
 });
 
 test('routing and codecs are independent of the core', () => {
-  expect(violations((f) => f.startsWith('src/routing/') || f.startsWith('src/codecs/'), (i) => /\/(core|transports|service|testing)\//.test(i))).toEqual([]);
+  expect(
+    violations(
+      (f) => f.startsWith('src/routing/') || f.startsWith('src/codecs/'),
+      (i) => /\/(core|transports|service|testing)\//.test(i),
+    ),
+  ).toEqual([]);
 });
 
 test('only their own transport folder imports mqtt and amqplib; only the protobuf codec imports protobufjs', () => {
-  expect(violations((f) => !f.startsWith('src/transports/mqtt/'), (i) => i === 'mqtt' || i.startsWith('mqtt/'))).toEqual([]);
-  expect(violations((f) => !f.startsWith('src/transports/amqp/'), (i) => i === 'amqplib' || i.startsWith('amqplib/'))).toEqual([]);
-  expect(violations((f) => f !== 'src/codecs/protobuf.ts', (i) => i === 'protobufjs')).toEqual([]);
+  expect(
+    violations(
+      (f) => !f.startsWith('src/transports/mqtt/'),
+      (i) => i === 'mqtt' || i.startsWith('mqtt/'),
+    ),
+  ).toEqual([]);
+  expect(
+    violations(
+      (f) => !f.startsWith('src/transports/amqp/'),
+      (i) => i === 'amqplib' || i.startsWith('amqplib/'),
+    ),
+  ).toEqual([]);
+  expect(
+    violations(
+      (f) => f !== 'src/codecs/protobuf.ts',
+      (i) => i === 'protobufjs',
+    ),
+  ).toEqual([]);
 });
 
 test('transports know nothing of twins, routes, methods or envelopes', () => {
-  expect(violations((f) => f.startsWith('src/transports/'), (i) => /\/(core|routing|service|testing)\//.test(i) || /\.\.\/(core|routing)/.test(i))).toEqual([]);
+  expect(
+    violations(
+      (f) => f.startsWith('src/transports/'),
+      (i) => /\/(core|routing|service|testing)\//.test(i) || /\.\.\/(core|routing)/.test(i),
+    ),
+  ).toEqual([]);
 });
 
 test('the library never imports vitest at module level (only the conformance suite loads it, lazily)', () => {
-  expect(violations(() => true, (i) => i === 'vitest' || i.startsWith('vitest/'), 'static')).toEqual([]);
+  expect(
+    violations(
+      () => true,
+      (i) => i === 'vitest' || i.startsWith('vitest/'),
+      'static',
+    ),
+  ).toEqual([]);
 });

@@ -10,7 +10,9 @@ const reading = (temperature: number): Reading => ({
 });
 
 test('forwards readings above the threshold to $upstream, marked as alerts', async () => {
-  await using hub = await createTestHub({ routes: { up: 'FROM /messages/modules/filter/outputs/output1 INTO $upstream' } });
+  await using hub = await createTestHub({
+    routes: { up: 'FROM /messages/modules/filter/outputs/output1 INTO $upstream' },
+  });
   await startFilter(await hub.connect(Filter, { moduleId: 'filter' }));
 
   await hub.send('filter', 'input1', reading(20));

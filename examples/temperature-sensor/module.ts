@@ -29,7 +29,10 @@ export class Machine {
     if (this.temperature > 100) this.temperature = 100;
     const noise = () => this.random() - 0.5;
     return {
-      machine: { temperature: round(this.temperature), pressure: round(1 + (this.temperature - 21) / 79 + noise() * 0.1) },
+      machine: {
+        temperature: round(this.temperature),
+        pressure: round(1 + (this.temperature - 21) / 79 + noise() * 0.1),
+      },
       ambient: { temperature: round(21 + noise()), humidity: round(25 + noise() * 2) },
       timeCreated: now.toISOString(),
     };

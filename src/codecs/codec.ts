@@ -2,6 +2,7 @@
  * Codecs turn typed bodies into bytes and back. A module contract names one codec per input and output; the core
  * puts the codec's content type and encoding on every message it sends.
  */
+import { isUtf8 } from 'node:buffer';
 import { EdgeKitError, messageOf } from '../errors.js';
 import { type InferSchema, isPassThrough, type Schema, typed, validate } from './schema.js';
 
@@ -48,15 +49,18 @@ export function json(schema: Schema<unknown> = typed<unknown>()): Codec<unknown>
       try {
         text = JSON.stringify(value);
       } catch (error) {
-        throw new EdgeKitError('encode-failed', `body cannot be encoded as JSON: ${messageOf(error)}`, { cause: error });
+        throw new EdgeKitError('encode-failed', `body cannot be encoded as JSON: ${messageOf(error)}`, {
+          cause: error,
+        });
       }
       if (text === undefined) throw new EdgeKitError('encode-failed', `body of type ${typeof value} has no JSON form`);
-      return utf8Encoder.encode(text);
+      return Buffer.from(text, 'utf8');
     },
     decode(bytes) {
       let value: unknown;
       try {
-        value = JSON.parse(utf8Decoder.decode(bytes));
+        if (!isUtf8(bytes)) throw new Error('invalid UTF-8');
+        value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
       } catch (error) {
         throw new EdgeKitError('decode-failed', `body is not valid UTF-8 JSON: ${messageOf(error)}`, { cause: error });
       }

@@ -62,7 +62,8 @@ export async function protobufFromFile<T extends object>(
   typeName: string,
   options: ProtobufCodecOptions = {},
 ): Promise<Codec<T>> {
-  if (typeof path !== 'string' || path.length === 0) throw new TypeError('protobufFromFile: path must be a non-empty string');
+  if (typeof path !== 'string' || path.length === 0)
+    throw new TypeError('protobufFromFile: path must be a non-empty string');
   if (typeof typeName !== 'string' || typeName.length === 0) {
     throw new TypeError('protobufFromFile: typeName must be a non-empty string');
   }

@@ -4,6 +4,7 @@
  * byte-level contract in ../transport.ts.
  */
 import { type Clock, type ClockTimer, sleep, systemClock } from '../clock.js';
+import type { Codec } from '../codecs/codec.js';
 import { isSchema, validate } from '../codecs/schema.js';
 import { abortError, EdgeKitError, isEdgeKitError, MethodError, messageOf } from '../errors.js';
 import { addresses, checkName } from '../names.js';
@@ -11,8 +12,24 @@ import { compileRouteTable, type Destination, type RouteTable, type RoutingMessa
 import type { Delivery, Subscription, Transport, TransportConnection } from '../transport.js';
 import { Channel, deferred, Semaphore } from './async.js';
 import type { ModuleContract } from './contract.js';
-import { decodeEnvelope, type Envelope, type EnvelopeHeader, encodeEnvelope, MAX_MESSAGE_BYTES } from './envelope.js';
-import { checkTwin, decodeTwin, diffPatch, encodeTwin, type JsonObject, mergePatch, type TwinDocument } from './twin.js';
+import {
+  decodeEnvelope,
+  type Envelope,
+  type EnvelopeHeader,
+  encodeEnvelope,
+  envelopeEncoder,
+  MAX_MESSAGE_BYTES,
+  NO_PROPERTIES,
+} from './envelope.js';
+import {
+  checkTwin,
+  decodeTwin,
+  diffPatch,
+  encodeTwin,
+  type JsonObject,
+  mergePatch,
+  type TwinDocument,
+} from './twin.js';
 import type {
   ClientStats,
   CloseOptions,
@@ -62,7 +79,6 @@ export type SendObserver = (output: string, header: EnvelopeHeader, body: Uint8A
 export interface InternalConnectOptions extends ConnectOptions {
   readonly [observeSends]?: SendObserver;
 }
-
 
 interface Binding {
   attach(conn: TransportConnection): Promise<Subscription>;
@@ -144,7 +160,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly clientId: string;
-  private readonly opts: Required<Pick<ConnectOptions, 'maxAttempts' | 'retryDelayInMs' | 'methodConcurrency' | 'connectTimeoutInMs'>>;
+  private readonly opts: Required<
+    Pick<ConnectOptions, 'maxAttempts' | 'retryDelayInMs' | 'methodConcurrency' | 'connectTimeoutInMs'>
+  >;
   private readonly reconnectPolicy: { initial: number; max: number; multiplier: number; jitter: number };
   private readonly offlineMax: number;
   private readonly offlinePolicy: 'reject-new' | 'drop-oldest';
@@ -161,7 +179,6 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private connectedWaiters: Array<() => void> = [];
   private closing = false;
   private readonly closedSignal = deferred<void>();
-  private readonly inFlight = new Set<Promise<unknown>>();
   private reconnectTimer: ClockTimer | undefined;
   private readonly counters = {
     sent: 0,
@@ -176,6 +193,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     offlineDropped: 0,
   };
 
+  private readonly outputCodecs = new Map<string, Codec<unknown>>();
+  private readonly encoders = new Map<string, ReturnType<typeof envelopeEncoder>>();
+  /** Broker address per destination object (destinations are reused while the route table is unchanged). */
+  private readonly addressCache = new WeakMap<Destination, string>();
   private routeTable: RouteTable | undefined;
   private defaultTtlSecs = DEFAULT_TTL_SECS;
   /** Destinations per output when no route has a condition (the common case): no evaluation per message. */
@@ -199,7 +220,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const replica = options.replicaId === undefined ? undefined : checkName('replica id', options.replicaId);
     this.clientId = `${this.deviceId}/${this.moduleId}${replica === undefined ? '' : `/${replica}`}`;
     checkSignal(options.abortSignal, 'connect');
-    if (options.transport !== undefined && (typeof options.transport !== 'object' || typeof options.transport.connect !== 'function')) {
+    if (
+      options.transport !== undefined &&
+      (typeof options.transport !== 'object' || typeof options.transport.connect !== 'function')
+    ) {
       throw new TypeError('connect: transport must be a Transport such as memory(), mqtt({ url }) or amqp({ url })');
     }
     if (!options.transport) throw new TypeError('connect: a transport is required');
@@ -228,9 +252,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       throw new RangeError(`offlineQueue.policy must be 'reject-new' or 'drop-oldest', got ${String(policy)}`);
     }
     this.offlinePolicy = policy;
-    if (options.onError !== undefined && typeof options.onError !== 'function') throw new TypeError('onError must be a function');
+    if (options.onError !== undefined && typeof options.onError !== 'function')
+      throw new TypeError('onError must be a function');
     this.onError =
-      options.onError ?? ((error) => console.warn(`[edgekit ${this.deviceId}/${this.moduleId}] ${error.code}: ${error.message}`));
+      options.onError ??
+      ((error) => console.warn(`[edgekit ${this.deviceId}/${this.moduleId}] ${error.code}: ${error.message}`));
     this.observer = options[observeSends];
     this.methodSlots = new Semaphore(this.opts.methodConcurrency);
 
@@ -275,7 +301,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
           this.closedSignal.resolve();
           throw isEdgeKitError(error)
             ? error
-            : new EdgeKitError('connection-failed', `cannot connect ${this.clientId}: ${messageOf(error)}`, { cause: error });
+            : new EdgeKitError('connection-failed', `cannot connect ${this.clientId}: ${messageOf(error)}`, {
+                cause: error,
+              });
         }
         await sleep(this.clock, delay, signal).catch(() => {
           throw abortError(signal as AbortSignal);
@@ -307,7 +335,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       );
     }
     for (const binding of this.bindings) binding.sub = await binding.attach(conn);
-    await conn.setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceOnline(this.clock.now())));
+    await conn.setRetained(
+      addresses.presence(this.deviceId, this.moduleId),
+      toJsonBytes(presenceOnline(this.clock.now())),
+    );
     if (epoch !== this.epoch || this.closing) return;
     this.setStatus({ state: 'connected', since: new Date(this.clock.now()) });
     void conn.closed.then((cause) => this.onConnectionEnded(conn, cause));
@@ -405,11 +436,18 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return this.conn;
   }
 
+  /** Counts work that close() must drain (sends, handlers, reports, method calls) without per-call allocation. */
+  private busy = 0;
+  private idleWaiters: Array<() => void> = [];
+  private begin(): void {
+    this.busy++;
+  }
+  private end(): void {
+    if (--this.busy === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
   private track<T>(promise: Promise<T>): Promise<T> {
-    this.inFlight.add(promise);
-    const remove = () => this.inFlight.delete(promise);
-    promise.then(remove, remove);
-    return promise;
+    this.begin();
+    return promise.finally(() => this.end());
   }
 
   async close(options: CloseOptions = {}): Promise<void> {
@@ -420,18 +458,17 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     // 1. Stop new deliveries and requests.
     await Promise.all([...this.bindings].map((b) => b.sub?.close().catch(() => undefined)));
     // 2. Drain in-flight handlers and sends (bounded).
-    if (this.inFlight.size > 0) {
+    if (this.busy > 0) {
       let timer: ClockTimer | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.inFlight]),
-        new Promise<void>((resolve) => {
-          timer = this.clock.setTimer(resolve, drainTimeout);
-        }),
-      ]);
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve);
+        timer = this.clock.setTimer(resolve, drainTimeout);
+      });
       timer?.cancel();
     }
     // 3. Sends still waiting for a connection cannot go anywhere now.
-    for (const p of this.offline.splice(0)) p.reject(new EdgeKitError('closed', 'the client closed before the message could be sent'));
+    for (const p of this.offline.splice(0))
+      p.reject(new EdgeKitError('closed', 'the client closed before the message could be sent'));
     for (const w of this.connectedWaiters.splice(0)) w();
     // 4. Say goodbye: presence offline (no last will), then disconnect.
     const conn = this.conn;
@@ -458,57 +495,93 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
 
   async send(output: string, body: unknown, options: SendOptions = {}): Promise<SendResult> {
     if (this.closing) throw new EdgeKitError('closed', 'send: the client is closed');
-    checkName('output', output);
-    const codec = this.contract.codecOf('output', output);
-    if (!codec) throw new RangeError(`send: "${output}" is not an output of this module's contract`);
+    let codec = this.outputCodecs.get(output);
+    if (!codec) {
+      checkName('output', output);
+      codec = this.contract.codecOf('output', output);
+      if (!codec) throw new RangeError(`send: "${output}" is not an output of this module's contract`);
+      this.outputCodecs.set(output, codec);
+    }
     if (typeof options !== 'object' || options === null) throw new TypeError('send: options must be an object');
     checkSignal(options.abortSignal, 'send');
     if (options.abortSignal?.aborted) throw abortError(options.abortSignal);
     const properties = checkProperties(options.properties);
     const messageId = options.messageId === undefined ? uuid() : checkId('messageId', options.messageId);
+    const correlationId =
+      options.correlationId === undefined ? undefined : checkId('correlationId', options.correlationId);
     const payload = codec.encode(body as never);
-    const header: EnvelopeHeader = {
+    const createdAt = this.clock.now();
+    let encode = this.encoders.get(output);
+    if (!encode) {
+      encode = envelopeEncoder({
+        contentType: codec.contentType,
+        contentEncoding: codec.contentEncoding,
+        sourceDeviceId: this.deviceId,
+        sourceModuleId: this.moduleId,
+        sourceOutput: output,
+      });
+      this.encoders.set(output, encode);
+    }
+    const bytes = encode(messageId, correlationId, createdAt, properties, payload);
+    if (bytes.length > MAX_MESSAGE_BYTES) {
+      throw new EdgeKitError(
+        'message-too-large',
+        `message on output "${output}" is ${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`,
+        {
+          details: { size: bytes.length, limit: MAX_MESSAGE_BYTES },
+        },
+      );
+    }
+    const header = (): EnvelopeHeader => ({
       messageId,
-      ...(options.correlationId === undefined ? {} : { correlationId: checkId('correlationId', options.correlationId) }),
+      ...(correlationId === undefined ? {} : { correlationId }),
       contentType: codec.contentType,
       ...(codec.contentEncoding === undefined ? {} : { contentEncoding: codec.contentEncoding }),
-      createdAt: this.clock.now(),
+      createdAt,
       sourceDeviceId: this.deviceId,
       sourceModuleId: this.moduleId,
       sourceOutput: output,
       properties,
-    };
-    const bytes = encodeEnvelope(header, payload);
-    if (bytes.length > MAX_MESSAGE_BYTES) {
-      throw new EdgeKitError('message-too-large', `message on output "${output}" is ${bytes.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`, {
-        details: { size: bytes.length, limit: MAX_MESSAGE_BYTES },
-      });
-    }
+    });
     const destinations = this.destinations(output, header, payload);
-    this.observer?.(output, header, payload);
+    this.observer?.(output, header(), payload);
     if (destinations.length === 0) {
       this.counters.unrouted++;
       return { messageId, destinations: 0 };
     }
-    const publishes = destinations.map((d) => {
-      const ttl = d.timeToLiveSecs > 0 ? d.timeToLiveSecs : this.defaultTtlSecs;
-      return this.publish(
-        d.kind === 'upstream' ? addresses.upstream(this.deviceId) : addresses.input(this.deviceId, d.module, d.input),
-        bytes,
-        ttl > 0 ? ttl * 1000 : undefined,
-        d.priority >= 0 && d.priority <= 9 ? d.priority : undefined,
-      );
-    });
-    await this.track<unknown>(publishes.length === 1 ? (publishes[0] as Promise<void>) : Promise.all(publishes));
+    this.begin();
+    try {
+      if (destinations.length === 1) await this.publishTo(destinations[0] as Destination, bytes);
+      else await Promise.all(destinations.map((d) => this.publishTo(d, bytes)));
+    } finally {
+      this.end();
+    }
     this.counters.sent++;
     return { messageId, destinations: destinations.length };
   }
 
-  private destinations(output: string, header: EnvelopeHeader, body: Uint8Array): Destination[] {
+  private publishTo(d: Destination, bytes: Uint8Array): Promise<void> {
+    let address = this.addressCache.get(d);
+    if (address === undefined) {
+      address =
+        d.kind === 'upstream' ? addresses.upstream(this.deviceId) : addresses.input(this.deviceId, d.module, d.input);
+      this.addressCache.set(d, address);
+    }
+    const ttl = d.timeToLiveSecs > 0 ? d.timeToLiveSecs : this.defaultTtlSecs;
+    return this.publish(
+      address,
+      bytes,
+      ttl > 0 ? ttl * 1000 : undefined,
+      d.priority >= 0 && d.priority <= 9 ? d.priority : undefined,
+    );
+  }
+
+  private destinations(output: string, headerOf: () => EnvelopeHeader, body: Uint8Array): Destination[] {
     const table = this.routeTable;
     if (!table) return [];
     const cached = this.routeCache?.get(output);
     if (cached) return cached;
+    const header = headerOf();
     const message: RoutingMessage = {
       source: `/messages/modules/${this.moduleId}/outputs/${output}`,
       properties: header.properties,
@@ -530,7 +603,12 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   }
 
   /** Publishes now if connected, otherwise (or if the connection drops mid-publish) waits in the offline queue. */
-  private publish(address: string, bytes: Uint8Array, ttlInMs: number | undefined, priority: number | undefined): Promise<void> {
+  private publish(
+    address: string,
+    bytes: Uint8Array,
+    ttlInMs: number | undefined,
+    priority: number | undefined,
+  ): Promise<void> {
     const conn = this.conn;
     if (conn && this.current.state === 'connected' && this.offline.length === 0) {
       const opts = ttlInMs === undefined && priority === undefined ? undefined : { ttlInMs, priority };
@@ -542,15 +620,24 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return this.enqueueOffline(address, bytes, ttlInMs, priority);
   }
 
-  private enqueueOffline(address: string, bytes: Uint8Array, ttlInMs: number | undefined, priority: number | undefined): Promise<void> {
+  private enqueueOffline(
+    address: string,
+    bytes: Uint8Array,
+    ttlInMs: number | undefined,
+    priority: number | undefined,
+  ): Promise<void> {
     if (this.closing) return Promise.reject(new EdgeKitError('closed', 'the client is closed'));
     const d = deferred<void>();
     if (this.offline.length >= this.offlineMax) {
       this.counters.offlineDropped++;
       const full = () =>
-        new EdgeKitError('offline-queue-full', `disconnected and the offline queue holds its maximum of ${this.offlineMax} messages`, {
-          details: { maxMessages: this.offlineMax, policy: this.offlinePolicy },
-        });
+        new EdgeKitError(
+          'offline-queue-full',
+          `disconnected and the offline queue holds its maximum of ${this.offlineMax} messages`,
+          {
+            details: { maxMessages: this.offlineMax, policy: this.offlinePolicy },
+          },
+        );
       if (this.offlinePolicy === 'reject-new' || this.offlineMax === 0) return Promise.reject(full());
       this.offline.shift()?.reject(full());
     }
@@ -596,7 +683,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private report_error(error: unknown, context: string): void {
     const e = isEdgeKitError(error) ? error : new EdgeKitError('transport-error', messageOf(error), { cause: error });
     try {
-      this.onError(context ? new EdgeKitError(e.code, `${context}: ${e.message}`, { cause: e, details: e.details }) : e);
+      this.onError(
+        context ? new EdgeKitError(e.code, `${context}: ${e.message}`, { cause: e, details: e.details }) : e,
+      );
     } catch {
       // a throwing onError must not break message handling
     }
@@ -613,7 +702,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     if (typeof options !== 'object' || options === null) throw new TypeError('onInput: options must be an object');
     const concurrency = positiveInt('concurrency', options.concurrency, 1);
     for (const b of this.bindings) {
-      if ((b as InputBinding).input === input) throw new Error(`onInput: input "${input}" already has a handler; close it first`);
+      if ((b as InputBinding).input === input)
+        throw new Error(`onInput: input "${input}" already has a handler; close it first`);
     }
     const address = addresses.input(this.deviceId, this.moduleId, input);
     const queue: Array<{ delivery: Delivery; epoch: number }> = [];
@@ -623,8 +713,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         const item = queue.shift() as { delivery: Delivery; epoch: number };
         if (item.epoch !== this.epoch || this.closing) continue; // redelivered by the broker on the next connection
         active++;
-        void this.track(this.deliver(input, codec, handler, item.delivery)).finally(() => {
+        this.begin();
+        void this.deliver(input, codec, handler, item.delivery).finally(() => {
           active--;
+          this.end();
           pump();
         });
       }
@@ -688,7 +780,12 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return iterator;
   }
 
-  private async deliver(input: string, codec: { decode(b: Uint8Array): unknown }, handler: InputHandler<never>, delivery: Delivery): Promise<void> {
+  private async deliver(
+    input: string,
+    codec: { decode(b: Uint8Array): unknown },
+    handler: InputHandler<never>,
+    delivery: Delivery,
+  ): Promise<void> {
     this.counters.received++;
     if (delivery.redelivered) this.counters.redelivered++;
     let envelope: Envelope;
@@ -702,7 +799,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     }
     let body: unknown;
     try {
-      body = await codec.decode(envelope.body);
+      body = codec.decode(envelope.body);
+      if (body instanceof Promise) body = await body;
     } catch (error) {
       const reason = isEdgeKitError(error, 'validation-failed') ? 'validation-failed' : 'decode-failed';
       if (reason === 'decode-failed') this.counters.decodeErrors++;
@@ -715,14 +813,16 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
       if (attempt > 1) message = message.withAttempt(attempt);
       try {
-        await handler(message);
+        const result = handler(message);
+        if (result instanceof Promise) await result;
         this.counters.processed++;
         delivery.ack();
         return;
       } catch (error) {
         this.counters.handlerErrors++;
         lastError = error;
-        if (attempt < this.opts.maxAttempts && this.opts.retryDelayInMs > 0) await sleep(this.clock, this.opts.retryDelayInMs);
+        if (attempt < this.opts.maxAttempts && this.opts.retryDelayInMs > 0)
+          await sleep(this.clock, this.opts.retryDelayInMs);
       }
     }
     await this.deadLetter(input, envelope.header, envelope.body, 'handler-failed', lastError, this.opts.maxAttempts);
@@ -750,7 +850,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       deadLetter: info,
     };
     this.report_error(
-      new EdgeKitError(reason === 'handler-failed' ? 'transport-error' : reason, messageOf(error), { cause: error, details: info }),
+      new EdgeKitError(reason === 'handler-failed' ? 'transport-error' : reason, messageOf(error), {
+        cause: error,
+        details: info,
+      }),
       `message ${header?.messageId ?? '(undecodable)'} on input "${input}" dead-lettered (${reason})`,
     );
     let bytes = encodeEnvelope(dead, body);
@@ -806,7 +909,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.desiredRejected = error !== undefined;
     if (error !== undefined) this.report_error(error, `desired properties version ${version} rejected`);
     const status = error === undefined ? null : { version, status: 'rejected', reason: messageOf(error) };
-    await this.report({ desiredStatus: status } as never).catch((e: unknown) => this.report_error(e, 'could not report desiredStatus'));
+    await this.report({ desiredStatus: status } as never).catch((e: unknown) =>
+      this.report_error(e, 'could not report desiredStatus'),
+    );
   }
 
   async onDesired(handler: DesiredHandler<never>): Promise<Registration> {
@@ -876,9 +981,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   async handle(method: string, handler: MethodHandler<never, unknown>): Promise<Registration> {
     if (this.closing) throw new EdgeKitError('closed', 'handle: the client is closed');
     checkName('method', method);
-    if (!this.contract.methodOf(method)) throw new RangeError(`handle: "${method}" is not a method of this module's contract`);
+    if (!this.contract.methodOf(method))
+      throw new RangeError(`handle: "${method}" is not a method of this module's contract`);
     if (typeof handler !== 'function') throw new TypeError('handle: handler must be a function');
-    if (this.methodHandlers.has(method)) throw new Error(`handle: method "${method}" already has a handler; close it first`);
+    if (this.methodHandlers.has(method))
+      throw new Error(`handle: method "${method}" already has a handler; close it first`);
     this.methodHandlers.set(method, handler);
     return {
       close: async () => {
@@ -897,7 +1004,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     }
     let out = toJsonBytes(response);
     if (out.length > MAX_METHOD_PAYLOAD_BYTES) {
-      out = toJsonBytes({ status: 500, payload: { message: `response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes` } });
+      out = toJsonBytes({
+        status: 500,
+        payload: { message: `response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes` },
+      });
     }
     return out;
   }
@@ -906,7 +1016,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const request = decodeMethodRequest(bytes);
     const handler = this.methodHandlers.get(request.method);
     const def = this.contract.methodOf(request.method);
-    if (!handler || !def) return { status: 501, payload: { message: `method "${request.method}" is not implemented by ${this.moduleId}` } };
+    if (!handler || !def)
+      return { status: 501, payload: { message: `method "${request.method}" is not implemented by ${this.moduleId}` } };
     const deadline = arrived + request.timeoutInMs;
     const wait = this.methodSlots.acquire();
     if (wait) await wait;
@@ -916,7 +1027,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       if (this.clock.now() >= deadline) {
         return { status: 504, payload: { message: 'the request expired before it could run; not executed' } };
       }
-      timer = this.clock.setTimer(() => controller.abort(new EdgeKitError('timeout', 'the caller’s deadline passed')), deadline - this.clock.now());
+      timer = this.clock.setTimer(
+        () => controller.abort(new EdgeKitError('timeout', 'the caller’s deadline passed')),
+        deadline - this.clock.now(),
+      );
       let payload: unknown;
       try {
         payload = await validate(def.request, request.payload, `request of method "${request.method}"`);
@@ -934,7 +1048,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       try {
         const result = await handler(payload as never, context);
         const answer = isAnswer(result) ? result : { status: 200, payload: result ?? null };
-        if (answer.status < 300 && isSchema(def.response)) await validate(def.response, answer.payload, `response of method "${request.method}"`);
+        if (answer.status < 300 && isSchema(def.response))
+          await validate(def.response, answer.payload, `response of method "${request.method}"`);
         return { status: answer.status, payload: answer.payload ?? null };
       } catch (error) {
         if (error instanceof MethodError) return { status: error.status, payload: error.payload };
@@ -954,10 +1069,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     options: InvokeOptions = {},
   ): Promise<MethodResult<never>> {
     if (typeof target !== 'object' || target === null || typeof target.methodOf !== 'function') {
-      throw new TypeError('invoke: the first argument must be the target module\'s contract (or untypedModule)');
+      throw new TypeError("invoke: the first argument must be the target module's contract (or untypedModule)");
     }
     const ref = typeof module === 'string' ? { moduleId: module } : module;
-    if (typeof ref !== 'object' || ref === null) throw new TypeError('invoke: module must be a module id or { deviceId, moduleId }');
+    if (typeof ref !== 'object' || ref === null)
+      throw new TypeError('invoke: module must be a module id or { deviceId, moduleId }');
     const deviceId = ref.deviceId === undefined ? this.deviceId : checkName('device id', ref.deviceId);
     const moduleId = checkName('module id', ref.moduleId);
     checkName('method', method);
@@ -966,7 +1082,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     checkSignal(options.abortSignal, 'invoke');
     const timeoutInMs = options.timeoutInMs ?? 30_000;
     if (!Number.isInteger(timeoutInMs) || timeoutInMs < MIN_METHOD_TIMEOUT || timeoutInMs > MAX_METHOD_TIMEOUT) {
-      throw new RangeError(`invoke: timeoutInMs must be an integer from ${MIN_METHOD_TIMEOUT} to ${MAX_METHOD_TIMEOUT}, got ${timeoutInMs}`);
+      throw new RangeError(
+        `invoke: timeoutInMs must be an integer from ${MIN_METHOD_TIMEOUT} to ${MAX_METHOD_TIMEOUT}, got ${timeoutInMs}`,
+      );
     }
     return this.track(
       invokeMethod({
@@ -1000,13 +1118,17 @@ function isAnswer(value: unknown): value is { status: number; payload: unknown }
 }
 
 function checkProperties(props: unknown): Readonly<Record<string, string>> {
-  if (props === undefined) return {};
+  if (props === undefined) return NO_PROPERTIES;
   if (typeof props !== 'object' || props === null || Array.isArray(props)) {
     throw new TypeError('send: properties must be an object of string values');
   }
   for (const [key, value] of Object.entries(props)) {
-    if (key.length === 0 || key.length > 256) throw new RangeError(`send: property name "${key}" must be 1–256 characters`);
-    if (typeof value !== 'string') throw new TypeError(`send: property "${key}" must be a string (IoT Hub properties are strings), got ${typeof value}`);
+    if (key.length === 0 || key.length > 256)
+      throw new RangeError(`send: property name "${key}" must be 1–256 characters`);
+    if (typeof value !== 'string')
+      throw new TypeError(
+        `send: property "${key}" must be a string (IoT Hub properties are strings), got ${typeof value}`,
+      );
   }
   return props as Record<string, string>;
 }
@@ -1054,13 +1176,21 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
       callerModuleId: req.caller?.moduleId,
     });
   } catch (error) {
-    throw new EdgeKitError('encode-failed', `invoke: payload cannot be encoded as JSON: ${messageOf(error)}`, { cause: error });
+    throw new EdgeKitError('encode-failed', `invoke: payload cannot be encoded as JSON: ${messageOf(error)}`, {
+      cause: error,
+    });
   }
   if (body.length > MAX_METHOD_PAYLOAD_BYTES) {
-    throw new EdgeKitError('message-too-large', `invoke: payload is ${body.length} bytes; the limit is ${MAX_METHOD_PAYLOAD_BYTES}`);
+    throw new EdgeKitError(
+      'message-too-large',
+      `invoke: payload is ${body.length} bytes; the limit is ${MAX_METHOD_PAYLOAD_BYTES}`,
+    );
   }
   const started = req.clock.now();
-  const conn = await req.connection({ timeoutInMs: req.timeoutInMs, ...(req.abortSignal ? { abortSignal: req.abortSignal } : {}) });
+  const conn = await req.connection({
+    timeoutInMs: req.timeoutInMs,
+    ...(req.abortSignal ? { abortSignal: req.abortSignal } : {}),
+  });
   const target = `${req.deviceId}/${req.moduleId}`;
   const presence = decodePresence(await conn.getRetained(addresses.presence(req.deviceId, req.moduleId)));
   if (presence?.state !== 'online') return failed(404, `module ${target} is offline`);
@@ -1068,7 +1198,10 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
   if (remaining <= 0) return failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`);
   const answer = await new Promise<Uint8Array | MethodResult<unknown>>((resolve, reject) => {
     const signal = req.abortSignal;
-    const timer = req.clock.setTimer(() => finish(() => resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`))), remaining);
+    const timer = req.clock.setTimer(
+      () => finish(() => resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`))),
+      remaining,
+    );
     const onAbort = () => finish(() => reject(abortError(signal as AbortSignal)));
     let settled = false;
     function finish(action: () => void) {
@@ -1084,7 +1217,8 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
       (error: unknown) =>
         finish(() => {
           if (isEdgeKitError(error, 'not-found')) resolve(failed(404, `module ${target} is not serving methods`));
-          else if (isEdgeKitError(error, 'timeout')) resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`));
+          else if (isEdgeKitError(error, 'timeout'))
+            resolve(failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`));
           else reject(error);
         }),
     );
@@ -1093,13 +1227,19 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
   const wire = decodeMethodResponse(answer);
   if (wire.status >= 200 && wire.status < 300) {
     try {
-      return { ok: true, status: wire.status, payload: await validate(req.response, wire.payload, `response of ${req.method}`) };
+      return {
+        ok: true,
+        status: wire.status,
+        payload: await validate(req.response, wire.payload, `response of ${req.method}`),
+      };
     } catch (error) {
       return failed(502, messageOf(error), wire.payload);
     }
   }
   const message =
-    typeof wire.payload === 'object' && wire.payload !== null && typeof (wire.payload as { message?: unknown }).message === 'string'
+    typeof wire.payload === 'object' &&
+    wire.payload !== null &&
+    typeof (wire.payload as { message?: unknown }).message === 'string'
       ? (wire.payload as { message: string }).message
       : `method ${req.method} answered ${wire.status}`;
   return failed(wire.status, message, wire.payload);

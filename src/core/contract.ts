@@ -74,11 +74,11 @@ export type OutputBody<C extends ModuleContract, K extends string> = C['open'] e
   ? Uint8Array
   : CodecValue<NonNullable<DefOf<C>['outputs']>[K & keyof NonNullable<DefOf<C>['outputs']>]>;
 /** The desired properties document. */
-export type DesiredOf<C extends ModuleContract> = DefOf<C>['desired'] extends Schema<infer T> ? T : Record<string, unknown>;
+export type DesiredOf<C extends ModuleContract> =
+  DefOf<C>['desired'] extends Schema<infer T> ? T : Record<string, unknown>;
 /** The reported properties document. */
-export type ReportedOf<C extends ModuleContract> = DefOf<C>['reported'] extends Schema<infer T>
-  ? T
-  : Record<string, unknown>;
+export type ReportedOf<C extends ModuleContract> =
+  DefOf<C>['reported'] extends Schema<infer T> ? T : Record<string, unknown>;
 type MethodDef<C extends ModuleContract, K extends string> = NonNullable<DefOf<C>['methods']>[K &
   keyof NonNullable<DefOf<C>['methods']>];
 /** Request payload of method `K`. */
@@ -119,13 +119,16 @@ function checkCodecs(kind: 'input' | 'output', map: unknown): void {
  * });
  * ```
  */
-export function defineModule<const D extends ModuleDefinition = Empty>(definition: D = {} as D): ModuleContract<D> & { readonly open: false } {
+export function defineModule<const D extends ModuleDefinition = Empty>(
+  definition: D = {} as D,
+): ModuleContract<D> & { readonly open: false } {
   if (typeof definition !== 'object' || definition === null) throw new TypeError('defineModule: expected an object');
   checkCodecs('input', definition.inputs);
   checkCodecs('output', definition.outputs);
   for (const key of ['desired', 'reported'] as const) {
     const schema = definition[key];
-    if (schema !== undefined && !isSchema(schema)) throw new TypeError(`defineModule: ${key} must be a Standard Schema`);
+    if (schema !== undefined && !isSchema(schema))
+      throw new TypeError(`defineModule: ${key} must be a Standard Schema`);
   }
   if (definition.methods !== undefined) {
     for (const [name, def] of Object.entries(definition.methods)) {

@@ -11,7 +11,11 @@ describe('merge patches', () => {
 
   test('diff then merge reproduces the target (property)', () => {
     const json: fc.Arbitrary<JsonObject> = fc.letrec((tie) => ({
-      obj: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), fc.oneof(fc.integer(), fc.string(), fc.boolean(), tie('obj')), { maxKeys: 4 }),
+      obj: fc.dictionary(
+        fc.constantFrom('a', 'b', 'c', 'd'),
+        fc.oneof(fc.integer(), fc.string(), fc.boolean(), tie('obj')),
+        { maxKeys: 4 },
+      ),
     })).obj as fc.Arbitrary<JsonObject>;
     fc.assert(
       fc.property(json, json, (from, to) => {
@@ -38,23 +42,31 @@ describe('twin rules', () => {
     ['a non-finite number', { a: Number.NaN }],
     ['a function', { a: () => 1 }],
   ])('rejects %s', (_n, value) => {
-    expect(() => checkTwin(value, 'patch', { allowNull: true })).toThrow(expect.objectContaining({ code: 'twin-limit' }));
+    expect(() => checkTwin(value, 'patch', { allowNull: true })).toThrow(
+      expect.objectContaining({ code: 'twin-limit' }),
+    );
   });
   test('rejects nesting deeper than 10', () => {
     let deep: JsonObject = { x: 1 };
     for (let i = 0; i < 10; i++) deep = { d: deep };
-    expect(() => checkTwin(deep, 'patch', { allowNull: true })).toThrow(expect.objectContaining({ code: 'twin-limit' }));
+    expect(() => checkTwin(deep, 'patch', { allowNull: true })).toThrow(
+      expect.objectContaining({ code: 'twin-limit' }),
+    );
   });
   test('rejects a non-object with TypeError', () => {
     expect(() => checkTwin([1], 'patch', { allowNull: true })).toThrow(TypeError);
     expect(() => checkTwin('x', 'patch', { allowNull: true })).toThrow(TypeError);
   });
   test('encodes with a 32 KB limit and decodes strictly', () => {
-    expect(() => encodeTwin({ version: 1, properties: { a: 'x'.repeat(33_000) } }, 'doc')).toThrow(expect.objectContaining({ code: 'twin-limit' }));
+    expect(() => encodeTwin({ version: 1, properties: { a: 'x'.repeat(33_000) } }, 'doc')).toThrow(
+      expect.objectContaining({ code: 'twin-limit' }),
+    );
     const bytes = encodeTwin({ version: 3, properties: { a: 1 } }, 'doc');
     expect(decodeTwin(bytes, 'doc')).toEqual({ version: 3, properties: { a: 1 } });
     expect(decodeTwin(undefined, 'doc')).toEqual({ version: 0, properties: {} });
-    expect(() => decodeTwin(new TextEncoder().encode('{"version":"1"}'), 'doc')).toThrow(expect.objectContaining({ code: 'decode-failed' }));
+    expect(() => decodeTwin(new TextEncoder().encode('{"version":"1"}'), 'doc')).toThrow(
+      expect.objectContaining({ code: 'decode-failed' }),
+    );
     expect(() => decodeTwin(new Uint8Array([0xff]), 'doc')).toThrow(expect.objectContaining({ code: 'decode-failed' }));
   });
 });

@@ -112,7 +112,10 @@ export interface MethodAnswer<T> {
 }
 
 /** Handler of one direct method. Throw `MethodError(status)` for a chosen status; any other throw answers 500. */
-export type MethodHandler<Req, Res> = (request: Req, context: MethodContext) => Res | MethodAnswer<Res> | Promise<Res | MethodAnswer<Res>>;
+export type MethodHandler<Req, Res> = (
+  request: Req,
+  context: MethodContext,
+) => Res | MethodAnswer<Res> | Promise<Res | MethodAnswer<Res>>;
 
 /** Result of `invoke`: `ok` for a 2xx status with the typed payload, otherwise the error status and its payload. */
 export type MethodResult<Res> =
@@ -243,9 +246,16 @@ export interface ModuleClient<C extends ModuleContract = ModuleContract> extends
   readonly contract: C;
 
   /** Registers the handler of an input; resolves once the subscription is in place. */
-  onInput<K extends InputName<C>>(input: K, handler: InputHandler<InputBody<C, K>>, options?: InputOptions): Promise<Registration>;
+  onInput<K extends InputName<C>>(
+    input: K,
+    handler: InputHandler<InputBody<C, K>>,
+    options?: InputOptions,
+  ): Promise<Registration>;
   /** The messages of an input as an async iterator; each is acknowledged when the next is requested (or the loop ends). */
-  messages<K extends InputName<C>>(input: K, options?: InputOptions): AsyncIterableIterator<InboundMessage<InputBody<C, K>>>;
+  messages<K extends InputName<C>>(
+    input: K,
+    options?: InputOptions,
+  ): AsyncIterableIterator<InboundMessage<InputBody<C, K>>>;
   /** Sends `body` on an output; resolves when the broker has every copy the routes make. */
   send<K extends OutputName<C>>(output: K, body: OutputBody<C, K>, options?: SendOptions): Promise<SendResult>;
 
@@ -259,7 +269,10 @@ export interface ModuleClient<C extends ModuleContract = ModuleContract> extends
   getTwin(options?: OperationOptions): Promise<Twin<DesiredOf<C>, ReportedOf<C>>>;
 
   /** Serves a direct method. */
-  handle<K extends MethodName<C>>(method: K, handler: MethodHandler<MethodRequest<C, K>, MethodResponse<C, K>>): Promise<Registration>;
+  handle<K extends MethodName<C>>(
+    method: K,
+    handler: MethodHandler<MethodRequest<C, K>, MethodResponse<C, K>>,
+  ): Promise<Registration>;
   /** Invokes a method of another module, typed by that module's contract. */
   invoke<T extends ModuleContract, K extends MethodName<T>>(
     target: T,

@@ -32,7 +32,11 @@ export interface Presence {
   readonly reason?: 'closed' | 'connection-lost';
 }
 
-export const presenceOnline = (now: number): Presence => ({ state: 'online', since: now, sdk: `edgekit/${SDK_VERSION}` });
+export const presenceOnline = (now: number): Presence => ({
+  state: 'online',
+  since: now,
+  sdk: `edgekit/${SDK_VERSION}`,
+});
 export const presenceClosed = (now: number): Presence => ({
   state: 'offline',
   since: now,
@@ -60,7 +64,8 @@ export interface RouteTableDocument {
 export function decodeRouteTable(bytes: Uint8Array | undefined): RouteTableDocument {
   if (bytes === undefined || bytes.length === 0) return { routes: {} };
   const v = fromJsonBytes(bytes, 'route table');
-  if (!isRecord(v) || !isRecord(v.routes)) throw new EdgeKitError('decode-failed', 'route table is not { routes: {…} }');
+  if (!isRecord(v) || !isRecord(v.routes))
+    throw new EdgeKitError('decode-failed', 'route table is not { routes: {…} }');
   return v as unknown as RouteTableDocument;
 }
 

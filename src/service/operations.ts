@@ -4,6 +4,7 @@
  * ServiceClient builds on them.
  */
 import type { Clock } from '../clock.js';
+import { typed } from '../codecs/schema.js';
 import { invokeMethod } from '../core/client.js';
 import { type EnvelopeHeader, encodeEnvelope, MAX_MESSAGE_BYTES } from '../core/envelope.js';
 import { checkTwin, decodeTwin, encodeTwin, type JsonObject, mergePatch, type TwinDocument } from '../core/twin.js';
@@ -13,7 +14,6 @@ import { EdgeKitError } from '../errors.js';
 import { addresses, checkName } from '../names.js';
 import { compileRouteTable, type RouteSpec } from '../routing/index.js';
 import type { TransportConnection } from '../transport.js';
-import { typed } from '../codecs/schema.js';
 
 /** Route tables as users write them: name → route string or route object. */
 export type RoutesInput = Readonly<Record<string, string | RouteSpec>>;
@@ -67,9 +67,13 @@ export async function updateDesired(
   const key = addresses.desired(deviceId, moduleId);
   const current = decodeTwin(await conn.getRetained(key), 'desired properties');
   if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
-    throw new EdgeKitError('version-conflict', `desired properties of ${deviceId}/${moduleId} are at version ${current.version}, not ${options.ifVersion}`, {
-      details: { expected: options.ifVersion, actual: current.version },
-    });
+    throw new EdgeKitError(
+      'version-conflict',
+      `desired properties of ${deviceId}/${moduleId} are at version ${current.version}, not ${options.ifVersion}`,
+      {
+        details: { expected: options.ifVersion, actual: current.version },
+      },
+    );
   }
   const next = { version: current.version + 1, properties: mergePatch(current.properties, patch) };
   await conn.setRetained(key, encodeTwin(next, 'desired properties'));
@@ -77,7 +81,11 @@ export async function updateDesired(
 }
 
 /** A module's presence, or `undefined` if it never connected. */
-export async function readPresence(conn: TransportConnection, deviceId: string, moduleId: string): Promise<Presence | undefined> {
+export async function readPresence(
+  conn: TransportConnection,
+  deviceId: string,
+  moduleId: string,
+): Promise<Presence | undefined> {
   return decodePresence(await conn.getRetained(addresses.presence(deviceId, moduleId)));
 }
 

@@ -7,11 +7,11 @@
 import type { Clock } from '../clock.js';
 import { bytes, json } from '../codecs/codec.js';
 import { type Schema, typed } from '../codecs/schema.js';
+import { connect } from '../connect.js';
 import type { ModuleContract } from '../core/contract.js';
 import { defineModule, method, untypedModule } from '../core/contract.js';
 import { decodeEnvelope } from '../core/envelope.js';
 import type { ConnectionStatus, ConnectOptions, InboundMessage, ModuleClient } from '../core/types.js';
-import { connect } from '../connect.js';
 import { EdgeKitError, isEdgeKitError, MethodError } from '../errors.js';
 import { addresses } from '../names.js';
 import {
@@ -19,9 +19,9 @@ import {
   type InjectOptions,
   injectMessage,
   invokeAsService,
+  type RoutesInput,
   readPresence,
   readTwin,
-  type RoutesInput,
   updateDesired,
 } from '../service/operations.js';
 import type { Transport, TransportConnection } from '../transport.js';
@@ -62,12 +62,22 @@ class Inbox<T> {
     for (const w of this.waiters.splice(0)) w();
   };
   async waitFor(count: number, timeoutInMs = WAIT): Promise<InboundMessage<T>[]> {
-    await waitUntil(() => this.items.length >= count, `${count} messages (got ${this.items.length})`, timeoutInMs, (w) => this.waiters.push(w));
+    await waitUntil(
+      () => this.items.length >= count,
+      `${count} messages (got ${this.items.length})`,
+      timeoutInMs,
+      (w) => this.waiters.push(w),
+    );
     return this.items;
   }
 }
 
-function waitUntil(done: () => boolean, what: string, timeoutInMs: number, subscribe?: (wake: () => void) => void): Promise<void> {
+function waitUntil(
+  done: () => boolean,
+  what: string,
+  timeoutInMs: number,
+  subscribe?: (wake: () => void) => void,
+): Promise<void> {
   if (done()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const poll = setInterval(check, 5);
@@ -132,14 +142,20 @@ function checked<T>(problem: (value: unknown) => string | undefined): Schema<T> 
 
 const Telemetry = defineModule({
   inputs: { in: json<{ n: number; temperature?: number }>() },
-  outputs: { out: json<{ n: number; temperature?: number }>(), other: json<{ n: number }>(), out0: json<{ n: number }>() },
+  outputs: {
+    out: json<{ n: number; temperature?: number }>(),
+    other: json<{ n: number }>(),
+    out0: json<{ n: number }>(),
+  },
 });
 const Sink = defineModule({
   inputs: {
     in: json<{ n: number; temperature?: number }>(),
     in2: json<{ n: number }>(),
     checked: json(
-      checked<{ n: number }>((v) => (typeof (v as { n?: unknown } | null)?.n === 'number' ? undefined : 'n must be a number')),
+      checked<{ n: number }>((v) =>
+        typeof (v as { n?: unknown } | null)?.n === 'number' ? undefined : 'n must be a number',
+      ),
     ),
   },
 });
@@ -156,7 +172,9 @@ const Methods = defineModule({
     fail: method(typed<{ status?: number }>(), typed<unknown>()),
     slow: method(typed<{ ms?: number }>(), typed<{ aborted: boolean }>()),
     checked: method(
-      checked<{ x: number }>((v) => (typeof (v as { x?: unknown } | null)?.x === 'number' ? undefined : 'x must be a number')),
+      checked<{ x: number }>((v) =>
+        typeof (v as { x?: unknown } | null)?.x === 'number' ? undefined : 'x must be a number',
+      ),
       typed<{ x: number }>(),
     ),
     unhandled: method(),
@@ -178,7 +196,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
   try {
     vitest = await import('vitest');
   } catch (error) {
-    throw new EdgeKitError('missing-dependency', 'runTransportConformance runs under vitest: npm install -D vitest', { cause: error });
+    throw new EdgeKitError('missing-dependency', 'runTransportConformance runs under vitest: npm install -D vitest', {
+      cause: error,
+    });
   }
   const { afterEach, beforeEach, describe, expect, it } = vitest;
   const skipped = new Map((target.skip ?? []).map((s) => [s.test, s.reason]));
@@ -212,7 +232,11 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       else it(name, fn, timeout);
     };
 
-    async function mod<C extends ModuleContract>(contract: C, moduleId: string, extra: Partial<ConnectOptions> = {}): Promise<ModuleClient<C>> {
+    async function mod<C extends ModuleContract>(
+      contract: C,
+      moduleId: string,
+      extra: Partial<ConnectOptions> = {},
+    ): Promise<ModuleClient<C>> {
       const client = await connect(contract, {
         deviceId,
         moduleId,
@@ -226,14 +250,21 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       clients.push(client as unknown as ModuleClient<ModuleContract>);
       return client;
     }
-    const routes = (table: RoutesInput, options?: { defaultTimeToLiveSecs?: number }) => deployRoutes(op, deviceId, table, options);
-    const waitRoutes = async (client: ModuleClient<ModuleContract>, output: string, expected: number, body: unknown) => {
+    const routes = (table: RoutesInput, options?: { defaultTimeToLiveSecs?: number }) =>
+      deployRoutes(op, deviceId, table, options);
+    const waitRoutes = async (
+      client: ModuleClient<ModuleContract>,
+      output: string,
+      expected: number,
+      body: unknown,
+    ) => {
       // Routes are retained state: a module sees a new table shortly after it is written. Probe until it does.
       const deadline = Date.now() + WAIT;
       for (;;) {
         const r = await client.send(output as never, body as never);
         if (r.destinations === expected) return r;
-        if (Date.now() > deadline) throw new Error(`routes were not applied (destinations ${r.destinations}, want ${expected})`);
+        if (Date.now() > deadline)
+          throw new Error(`routes were not applied (destinations ${r.destinations}, want ${expected})`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
@@ -257,7 +288,11 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
       return Object.assign(inbox, { bodies: () => inbox.items.map((m) => m.body) });
     }
-    const sinkInbox = async (moduleId: string, input: 'in' | 'in2' | 'checked' = 'in', extra: Partial<ConnectOptions> = {}) => {
+    const sinkInbox = async (
+      moduleId: string,
+      input: 'in' | 'in2' | 'checked' = 'in',
+      extra: Partial<ConnectOptions> = {},
+    ) => {
       const sink = await mod(Sink, moduleId, extra);
       const inbox = new Inbox<{ n: number }>();
       await sink.onInput(input, inbox.push as never);
@@ -268,7 +303,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
     describe('routing', () => {
       test('a routed message arrives with body, properties, ids, content type and source', async () => {
-        await routes({ r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")' });
+        await routes({
+          r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+        });
         const { inbox } = await sinkInbox('sink');
         const sensor = await mod(Telemetry, 'sensor');
         await waitRoutes(sensor as never, 'out', 1, { n: 0 });
@@ -316,7 +353,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
 
       test('a message that matches no route goes nowhere and send reports 0 destinations', async () => {
-        await routes({ r: 'FROM /messages/modules/sensor/outputs/other INTO BrokeredEndpoint("/modules/sink/inputs/in")' });
+        await routes({
+          r: 'FROM /messages/modules/sensor/outputs/other INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+        });
         const { inbox } = await sinkInbox('sink');
         const sensor = await mod(Telemetry, 'sensor');
         await waitRoutes(sensor as never, 'other', 1, { n: 100 });
@@ -337,7 +376,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
 
       test('an output route does not match a longer output name (out vs out0)', async () => {
-        await routes({ r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")' });
+        await routes({
+          r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+        });
         const { inbox } = await sinkInbox('sink');
         const sensor = await mod(Telemetry, 'sensor');
         await waitRoutes(sensor as never, 'out', 1, { n: 1 });
@@ -348,14 +389,18 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
 
       test('route updates apply live, without restarting modules', async () => {
-        await routes({ r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")' });
+        await routes({
+          r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+        });
         const { inbox } = await sinkInbox('sink');
         const other = new Inbox<{ n: number }>();
         const sink = clients[clients.length - 1] as unknown as ModuleClient<typeof Sink>;
         await sink.onInput('in2', other.push as never);
         const sensor = await mod(Telemetry, 'sensor');
         await waitRoutes(sensor as never, 'out', 1, { n: 1 });
-        await routes({ r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in2")' });
+        await routes({
+          r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in2")',
+        });
         const deadline = Date.now() + WAIT;
         let n = 2;
         while (other.items.length === 0) {
@@ -364,6 +409,10 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
         expect(other.items[0]?.body.n).toBeGreaterThan(1);
+        const before = inbox.items.length;
+        await sensor.send('out', { n: 999 });
+        await waitUntil(() => other.items.some((m) => m.body.n === 999), 'message after the switch', WAIT);
+        expect(inbox.items.length).toBe(before);
       });
 
       test('WHERE conditions route only matching messages', async () => {
@@ -373,12 +422,18 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         const { inbox } = await sinkInbox('sink');
         const sensor = await mod(Telemetry, 'sensor');
         const deadline = Date.now() + WAIT;
-        while ((await sensor.send('out', { n: 0, temperature: 40 }, { properties: { kind: 'reading' } })).destinations !== 1) {
+        while (
+          (await sensor.send('out', { n: 0, temperature: 40 }, { properties: { kind: 'reading' } })).destinations !== 1
+        ) {
           if (Date.now() > deadline) throw new Error('routes not applied');
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
-        expect((await sensor.send('out', { n: 1, temperature: 20 }, { properties: { kind: 'reading' } })).destinations).toBe(0);
-        expect((await sensor.send('out', { n: 2, temperature: 50 }, { properties: { kind: 'other' } })).destinations).toBe(0);
+        expect(
+          (await sensor.send('out', { n: 1, temperature: 20 }, { properties: { kind: 'reading' } })).destinations,
+        ).toBe(0);
+        expect(
+          (await sensor.send('out', { n: 2, temperature: 50 }, { properties: { kind: 'other' } })).destinations,
+        ).toBe(0);
         await sensor.send('out', { n: 3, temperature: 31 }, { properties: { kind: 'reading' } });
         await inbox.waitFor(2);
         expect(inbox.items.map((m) => m.body.n).slice(-1)).toEqual([3]);
@@ -394,7 +449,12 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
 
       test('TTL: a message not delivered within its route timeToLiveSecs expires', async () => {
-        await routes({ r: { route: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")', timeToLiveSecs: 1 } });
+        await routes({
+          r: {
+            route: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+            timeToLiveSecs: 1,
+          },
+        });
         const first = await sinkInbox('sink');
         await first.sink.close();
         const sensor = await mod(Telemetry, 'sensor');
@@ -409,8 +469,16 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
       test('priority: of several routes to one sink, the lowest priority number wins and its TTL applies', async () => {
         await routes({
-          long: { route: 'FROM /messages/modules/sensor/* INTO BrokeredEndpoint("/modules/sink/inputs/in")', priority: 5, timeToLiveSecs: 3600 },
-          short: { route: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")', priority: 0, timeToLiveSecs: 1 },
+          long: {
+            route: 'FROM /messages/modules/sensor/* INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+            priority: 5,
+            timeToLiveSecs: 3600,
+          },
+          short: {
+            route: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+            priority: 0,
+            timeToLiveSecs: 1,
+          },
         });
         const first = await sinkInbox('sink');
         await first.sink.close();
@@ -511,7 +579,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         const [letter] = await dead.waitFor(1);
         expect(calls).toBe(3);
         expect(letter?.body).toEqual({ n: 9 });
-        const info = (letter as unknown as { deadLetter: { reason: string; error: string; attempts: number; input: string } }).deadLetter;
+        const info = (
+          letter as unknown as { deadLetter: { reason: string; error: string; attempts: number; input: string } }
+        ).deadLetter;
         expect(info).toMatchObject({ reason: 'handler-failed', error: 'always broken', attempts: 3, input: 'in' });
         expect(sink.stats().deadLettered).toBe(1);
         expect(errors.length).toBeGreaterThan(0);
@@ -555,9 +625,15 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
           d.ack();
         });
         const { inbox } = await sinkInbox('sink', 'checked');
-        await injectMessage(op, env.clock, { deviceId, moduleId: 'sink', input: 'checked' }, new TextEncoder().encode('{oops'), {
-          contentType: 'application/json',
-        });
+        await injectMessage(
+          op,
+          env.clock,
+          { deviceId, moduleId: 'sink', input: 'checked' },
+          new TextEncoder().encode('{oops'),
+          {
+            contentType: 'application/json',
+          },
+        );
         await inject('sink', 'checked', { n: 'not a number' });
         await inject('sink', 'checked', { n: 3 });
         await inbox.waitFor(1);
@@ -604,7 +680,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       test('a message over 256 KiB is rejected at send with message-too-large', async () => {
         await routes({ r: 'FROM /* INTO $upstream' });
         const sensor = await mod(defineModule({ outputs: { big: bytes() } }), 'sensor');
-        await expect(sensor.send('big', new Uint8Array(256 * 1024))).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'message-too-large'));
+        await expect(sensor.send('big', new Uint8Array(256 * 1024))).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'message-too-large'),
+        );
         await expect(sensor.send('big', new Uint8Array(200 * 1024))).resolves.toBeDefined();
       });
 
@@ -640,7 +718,9 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await nextStatus(sb, 'disconnected');
         const a1 = a.send('out', { n: 1 });
         const a2 = a.send('out', { n: 2 });
-        await expect(a.send('out', { n: 3 })).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'offline-queue-full'));
+        await expect(a.send('out', { n: 3 })).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'offline-queue-full'),
+        );
         const b1 = b.send('out', { n: 1 });
         const b2 = b.send('out', { n: 2 });
         const b3 = b.send('out', { n: 3 });
@@ -680,7 +760,11 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await updateDesired(op, deviceId, 'twin', { nested: { a: 1, b: 2 }, limit: 3 });
         await updateDesired(op, deviceId, 'twin', { nested: { a: null }, limit: null });
         await waitUntil(() => calls.length === 2, 'two patches', WAIT);
-        expect(calls[1]).toEqual({ desired: { nested: { b: 2 } }, patch: { nested: { a: null }, limit: null }, version: 2 });
+        expect(calls[1]).toEqual({
+          desired: { nested: { b: 2 } },
+          patch: { nested: { a: null }, limit: null },
+          version: 2,
+        });
         const twin = await readTwin(op, deviceId, 'twin');
         expect(twin.desired).toEqual({ version: 2, properties: { nested: { b: 2 } } });
       });
@@ -738,7 +822,11 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
           await new Promise((resolve) => setTimeout(resolve, 10));
           reported = (await readTwin(op, deviceId, 'twin')).reported;
         }
-        expect(reported.properties.desiredStatus).toMatchObject({ version: 1, status: 'rejected', reason: 'limit too high for this sensor' });
+        expect(reported.properties.desiredStatus).toMatchObject({
+          version: 1,
+          status: 'rejected',
+          reason: 'limit too high for this sensor',
+        });
       });
 
       test('report merges patches, bumps the version, and the operator reads it back', async () => {
@@ -763,19 +851,23 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
       test("IoT Hub's twin rules are checked before sending: names, depth, size", async () => {
         const client = await mod(Twinned, 'twin');
-        await expect(client.report({ 'bad.name': 1 } as never)).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'twin-limit'));
+        await expect(client.report({ 'bad.name': 1 } as never)).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'twin-limit'),
+        );
         let deep: Record<string, unknown> = { leaf: 1 };
         for (let i = 0; i < 11; i++) deep = { d: deep };
         await expect(client.report(deep as never)).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'twin-limit'));
-        await expect(client.report({ note: 'x'.repeat(33 * 1024) })).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'twin-limit'));
+        await expect(client.report({ note: 'x'.repeat(33 * 1024) })).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'twin-limit'),
+        );
         await expect(client.report([] as never)).rejects.toThrow(TypeError);
         expect(await client.report({ note: 'ok' })).toBe(1);
       });
 
       test('updateDesired with an expected version fails on a conflict', async () => {
         await updateDesired(op, deviceId, 'twin', { limit: 1 });
-        await expect(updateDesired(op, deviceId, 'twin', { limit: 2 }, { ifVersion: 0 })).rejects.toSatisfy((e: unknown) =>
-          isEdgeKitError(e, 'version-conflict'),
+        await expect(updateDesired(op, deviceId, 'twin', { limit: 2 }, { ifVersion: 0 })).rejects.toSatisfy(
+          (e: unknown) => isEdgeKitError(e, 'version-conflict'),
         );
         expect((await updateDesired(op, deviceId, 'twin', { limit: 2 }, { ifVersion: 1 })).version).toBe(2);
       });
@@ -805,19 +897,33 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         const s = await server();
         await s.handle('checked', (req) => ({ status: 201, payload: { x: req.x } }));
         const caller = await mod(untypedModule, 'caller');
-        expect(await caller.invoke(Methods, 'server', 'fail', { status: 409 })).toMatchObject({ ok: false, status: 409, message: 'failed with 409' });
-        expect(await caller.invoke(Methods, 'server', 'checked', { x: 2 })).toEqual({ ok: true, status: 201, payload: { x: 2 } });
+        expect(await caller.invoke(Methods, 'server', 'fail', { status: 409 })).toMatchObject({
+          ok: false,
+          status: 409,
+          message: 'failed with 409',
+        });
+        expect(await caller.invoke(Methods, 'server', 'checked', { x: 2 })).toEqual({
+          ok: true,
+          status: 201,
+          payload: { x: 2 },
+        });
       });
 
       test('any other throw answers 500 with the message', async () => {
         await server();
         const caller = await mod(untypedModule, 'caller');
-        expect(await caller.invoke(Methods, 'server', 'fail', {})).toMatchObject({ ok: false, status: 500, message: 'boom' });
+        expect(await caller.invoke(Methods, 'server', 'fail', {})).toMatchObject({
+          ok: false,
+          status: 500,
+          message: 'boom',
+        });
       });
 
       test('an unregistered method answers 501 at once', async () => {
         await server();
-        const res = await invokeAsService(op, env.clock, { deviceId, moduleId: 'server' }, 'unhandled', null, { timeoutInMs: 60_000 });
+        const res = await invokeAsService(op, env.clock, { deviceId, moduleId: 'server' }, 'unhandled', null, {
+          timeoutInMs: 60_000,
+        });
         expect(res.status).toBe(501);
       });
 
@@ -833,8 +939,12 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await s.close();
         const caller = await mod(untypedModule, 'caller');
         const started = Date.now();
-        expect((await caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 60_000 })).status).toBe(404);
-        expect((await caller.invoke(Methods, 'nobody', 'echo', { text: 'x' }, { timeoutInMs: 60_000 })).status).toBe(404);
+        expect((await caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 60_000 })).status).toBe(
+          404,
+        );
+        expect((await caller.invoke(Methods, 'nobody', 'echo', { text: 'x' }, { timeoutInMs: 60_000 })).status).toBe(
+          404,
+        );
         expect(Date.now() - started).toBeLessThan(5_000);
       });
 
@@ -848,7 +958,14 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
           aborted.open();
           return { aborted: true };
         });
-        const call = invokeAsService(op, env.clock, { deviceId, moduleId: 'server' }, 'slow', {}, { timeoutInMs: 1_000 });
+        const call = invokeAsService(
+          op,
+          env.clock,
+          { deviceId, moduleId: 'server' },
+          'slow',
+          {},
+          { timeoutInMs: 1_000 },
+        );
         await env.advance(1_100);
         expect((await call).status).toBe(504);
         await aborted.promise;
@@ -868,9 +985,23 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
           ran.push(req.text);
           return req;
         });
-        const first = invokeAsService(op, env.clock, { deviceId, moduleId: 'server' }, 'slow', {}, { timeoutInMs: 60_000 });
+        const first = invokeAsService(
+          op,
+          env.clock,
+          { deviceId, moduleId: 'server' },
+          'slow',
+          {},
+          { timeoutInMs: 60_000 },
+        );
         await waitUntil(() => ran.length === 1, 'slow running', WAIT);
-        const second = invokeAsService(op, env.clock, { deviceId, moduleId: 'server' }, 'echo', { text: 'late' }, { timeoutInMs: 1_000 });
+        const second = invokeAsService(
+          op,
+          env.clock,
+          { deviceId, moduleId: 'server' },
+          'echo',
+          { text: 'late' },
+          { timeoutInMs: 1_000 },
+        );
         await env.advance(1_200);
         expect((await second).status).toBe(504);
         release.open();
@@ -881,11 +1012,13 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
       test('invoke validates its arguments: timeout range, payload size, method names', async () => {
         const caller = await mod(untypedModule, 'caller');
-        await expect(caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 1_000 })).rejects.toThrow(RangeError);
+        await expect(caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 1_000 })).rejects.toThrow(
+          RangeError,
+        );
         await expect(caller.invoke(Methods, 'server', 'nope' as never, {} as never)).rejects.toThrow(RangeError);
         await expect(caller.invoke(Methods, 'bad/name', 'echo', { text: 'x' })).rejects.toThrow(RangeError);
-        await expect(caller.invoke(Methods, 'server', 'echo', { text: 'x'.repeat(130 * 1024) })).rejects.toSatisfy((e: unknown) =>
-          isEdgeKitError(e, 'message-too-large'),
+        await expect(caller.invoke(Methods, 'server', 'echo', { text: 'x'.repeat(130 * 1024) })).rejects.toSatisfy(
+          (e: unknown) => isEdgeKitError(e, 'message-too-large'),
         );
       });
     });
@@ -968,19 +1101,31 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await Promise.all([client.close(), client.close()]);
         await expect(client.closed()).resolves.toBeUndefined();
         await expect(client.send('out', { n: 1 })).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'closed'));
-        await expect(client.onInput('in', () => undefined)).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'closed'));
+        await expect(client.onInput('in', () => undefined)).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'closed'),
+        );
       });
 
       test('bad names and arguments are rejected at the call with TypeError/RangeError', async () => {
-        await expect(connect(Sink, { deviceId: 'a/b', moduleId: 'm', transport: env.transport('x') })).rejects.toThrow(RangeError);
-        await expect(connect(Sink, { deviceId: 'd', moduleId: '', transport: env.transport('x') })).rejects.toThrow(RangeError);
-        await expect(connect(Sink, { deviceId: 'd', moduleId: 'm+1', transport: env.transport('x') })).rejects.toThrow(RangeError);
+        await expect(connect(Sink, { deviceId: 'a/b', moduleId: 'm', transport: env.transport('x') })).rejects.toThrow(
+          RangeError,
+        );
+        await expect(connect(Sink, { deviceId: 'd', moduleId: '', transport: env.transport('x') })).rejects.toThrow(
+          RangeError,
+        );
+        await expect(connect(Sink, { deviceId: 'd', moduleId: 'm+1', transport: env.transport('x') })).rejects.toThrow(
+          RangeError,
+        );
         const client = await mod(Telemetry, 'sensor');
         await expect(client.send('nope' as never, { n: 1 } as never)).rejects.toThrow(RangeError);
-        await expect(client.send('out', { n: 1 }, { properties: { a: 1 as unknown as string } })).rejects.toThrow(TypeError);
+        await expect(client.send('out', { n: 1 }, { properties: { a: 1 as unknown as string } })).rejects.toThrow(
+          TypeError,
+        );
         await expect(client.onInput('in', 'not a function' as never)).rejects.toThrow(TypeError);
         await expect(client.onInput('in', () => undefined, { concurrency: 0 })).rejects.toThrow(RangeError);
-        await expect(client.send('out', { n: 1n } as never)).rejects.toSatisfy((e: unknown) => isEdgeKitError(e, 'encode-failed'));
+        await expect(client.send('out', { n: 1n } as never)).rejects.toSatisfy((e: unknown) =>
+          isEdgeKitError(e, 'encode-failed'),
+        );
       });
     });
   });

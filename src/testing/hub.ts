@@ -8,7 +8,7 @@ import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { type InternalConnectOptions, ModuleClientImpl, observeSends } from '../core/client.js';
 import type { ModuleContract } from '../core/contract.js';
-import { decodeEnvelope, type DeadLetterInfo, type EnvelopeHeader } from '../core/envelope.js';
+import { type DeadLetterInfo, decodeEnvelope, type EnvelopeHeader } from '../core/envelope.js';
 import type { JsonObject } from '../core/twin.js';
 import type { ConnectOptions, MethodResult, ModuleClient, TwinSection } from '../core/types.js';
 import type { Presence } from '../core/wire.js';
@@ -20,9 +20,9 @@ import {
   type InjectOptions,
   injectMessage,
   invokeAsService,
+  type RoutesInput,
   readPresence,
   readTwin,
-  type RoutesInput,
   updateDesired,
 } from '../service/operations.js';
 import type { Transport, TransportConnection } from '../transport.js';
@@ -92,7 +92,11 @@ class Collector<T> implements MessageCollector<T> {
   }
 
   async next(options: WaitOptions = {}): Promise<ObservedMessage<T>> {
-    await this.wait(() => this.messages.length > this.taken, options, () => `no message on ${this.what}`);
+    await this.wait(
+      () => this.messages.length > this.taken,
+      options,
+      () => `no message on ${this.what}`,
+    );
     return this.messages[this.taken++] as ObservedMessage<T>;
   }
 
@@ -206,7 +210,8 @@ export class TestHub implements AsyncDisposable {
 
   /** Moves a {@link ManualClock} forward; fails when the hub runs on real time. */
   advance(ms: number): Promise<void> {
-    if (!(this.clock instanceof ManualClock)) throw new TypeError('advance(): create the hub with { clock: new ManualClock() }');
+    if (!(this.clock instanceof ManualClock))
+      throw new TypeError('advance(): create the hub with { clock: new ManualClock() }');
     return this.clock.advance(ms);
   }
 
@@ -254,7 +259,10 @@ export class TestHub implements AsyncDisposable {
 
   /** Publishes raw bytes (not an envelope) on a module's input: what garbage from the wire looks like. */
   async sendRaw(moduleId: string, input: string, bytes: Uint8Array): Promise<void> {
-    await this.conn.publish(addresses.input(this.deviceId, checkName('module id', moduleId), checkName('input', input)), bytes);
+    await this.conn.publish(
+      addresses.input(this.deviceId, checkName('module id', moduleId), checkName('input', input)),
+      bytes,
+    );
   }
 
   private outputCollector(moduleId: string, output: string): Collector<unknown> {
@@ -298,7 +306,10 @@ export class TestHub implements AsyncDisposable {
   /** Messages a module gave up on (handler kept failing, undecodable bytes, schema failures). */
   deadLetters<T = unknown>(moduleId: string): MessageCollector<T> {
     checkName('module id', moduleId);
-    return this.queueCollector(addresses.deadLetter(this.deviceId, moduleId), `dead letters of ${moduleId}`) as MessageCollector<T>;
+    return this.queueCollector(
+      addresses.deadLetter(this.deviceId, moduleId),
+      `dead letters of ${moduleId}`,
+    ) as MessageCollector<T>;
   }
 
   /** Merges a patch into a module's desired properties; resolves to the new version. */
@@ -324,7 +335,12 @@ export class TestHub implements AsyncDisposable {
       let stop: (() => Promise<void>) | undefined;
       const timer = setTimeout(() => {
         void stop?.();
-        reject(new EdgeKitError('timeout', `reported properties of ${moduleId} did not match within ${timeout} ms (last: ${JSON.stringify(last)})`));
+        reject(
+          new EdgeKitError(
+            'timeout',
+            `reported properties of ${moduleId} did not match within ${timeout} ms (last: ${JSON.stringify(last)})`,
+          ),
+        );
       }, timeout);
       void this.conn
         .watchRetained(key, () => {
@@ -344,8 +360,20 @@ export class TestHub implements AsyncDisposable {
   }
 
   /** Invokes a module's method as an operator; resolves to `{ ok, status, payload }`. Default timeout 30 s. */
-  invoke(moduleId: string, method: string, payload?: unknown, options: { timeoutInMs?: number } = {}): Promise<MethodResult<unknown>> {
-    return invokeAsService(this.conn, this.clock, { deviceId: this.deviceId, moduleId }, method, payload ?? null, options);
+  invoke(
+    moduleId: string,
+    method: string,
+    payload?: unknown,
+    options: { timeoutInMs?: number } = {},
+  ): Promise<MethodResult<unknown>> {
+    return invokeAsService(
+      this.conn,
+      this.clock,
+      { deviceId: this.deviceId, moduleId },
+      method,
+      payload ?? null,
+      options,
+    );
   }
 
   /** A module's presence record. */
@@ -367,7 +395,8 @@ export class TestHub implements AsyncDisposable {
     if (!client) return;
     const deadline = Date.now() + (options.timeoutInMs ?? 5_000);
     while (client.state.state !== 'connected') {
-      if (Date.now() > deadline) throw new EdgeKitError('timeout', `${moduleId} did not reconnect in time (state ${client.state.state})`);
+      if (Date.now() > deadline)
+        throw new EdgeKitError('timeout', `${moduleId} did not reconnect in time (state ${client.state.state})`);
       if (this.clock instanceof ManualClock) await this.clock.advance(50);
       else await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -400,7 +429,8 @@ function desiredFromManifest(manifest: unknown): Record<string, JsonObject> {
  * Starts a test hub: an isolated memory broker with the given routes (or deployment manifest) applied.
  */
 export async function createTestHub(options: TestHubOptions = {}): Promise<TestHub> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('createTestHub(options): options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('createTestHub(options): options must be an object');
   const hub = new TestHub(options);
   await hub.init(options);
   return hub;

@@ -9,6 +9,8 @@
  * ```
  * @packageDocumentation
  */
+
+export type { InjectOptions, RoutesInput } from '../service/operations.js';
 export {
   type ConformanceEnvironment,
   type ConformanceTarget,
@@ -25,4 +27,3 @@ export {
 } from './hub.js';
 export { ManualClock } from './manual-clock.js';
 export { faultableTransports, memoryConformanceTarget } from './memory-target.js';
-export type { InjectOptions, RoutesInput } from '../service/operations.js';

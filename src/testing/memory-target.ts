@@ -27,7 +27,8 @@ export function faultableTransports(
           name: base.name,
           capabilities: base.capabilities,
           connect: async (options) => {
-            if (refused.has(participant)) throw new EdgeKitError('connection-failed', `${participant} is cut off (test fault)`);
+            if (refused.has(participant))
+              throw new EdgeKitError('connection-failed', `${participant} is cut off (test fault)`);
             const conn = await base.connect(options);
             let set = connections.get(participant);
             if (!set) {

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const entries = Object.keys(pkg.exports).filter((k) => k !== './package.json');
-const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+const run = (cmd, args, cwd) =>
+  execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
 const work = mkdtempSync(join(tmpdir(), 'edgekit-package-'));
 try {
@@ -23,8 +24,13 @@ try {
 
   const app = join(work, 'app');
   run('mkdir', ['-p', app], work);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
-  const peers = Object.keys(pkg.peerDependencies ?? {}).filter((p) => p !== 'vitest').map((p) => `${p}@${pkg.devDependencies[p] ?? pkg.peerDependencies[p]}`);
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }),
+  );
+  const peers = Object.keys(pkg.peerDependencies ?? {})
+    .filter((p) => p !== 'vitest')
+    .map((p) => `${p}@${pkg.devDependencies[p] ?? pkg.peerDependencies[p]}`);
   run('npm', ['install', '--no-audit', '--no-fund', tarball, ...peers], app);
 
   const specifiers = entries.map((e) => (e === '.' ? 'edgekit' : `edgekit/${e.slice(2)}`));

@@ -12,19 +12,23 @@ const typedoc = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8'));
 test('every export has a build entry and vice versa, with types first in each condition', () => {
   const fromExports = Object.entries(pkg.exports as Record<string, unknown>)
     .filter(([key]) => key !== './package.json')
-    .map(([key, value]) => {
+    .map(([, value]) => {
       const v = value as { import: Record<string, string>; require: Record<string, string> };
       expect(Object.keys(v.import)[0]).toBe('types');
       expect(Object.keys(v.require)[0]).toBe('types');
       return v.import.default?.replace(/^\.\/dist\//, '').replace(/\.js$/, '');
     })
     .sort();
-  const built = Object.keys(entries).filter((k) => !k.startsWith('cli/')).sort();
+  const built = Object.keys(entries)
+    .filter((k) => !k.startsWith('cli/'))
+    .sort();
   expect(fromExports).toEqual(built);
 });
 
 test('typedoc documents every entry point', () => {
-  const sourcesOfExports = Object.values(entries).filter((s) => !s.startsWith('src/cli/')).sort();
+  const sourcesOfExports = Object.values(entries)
+    .filter((s) => !s.startsWith('src/cli/'))
+    .sort();
   expect([...typedoc.entryPoints].sort()).toEqual(sourcesOfExports);
 });
 

@@ -13,8 +13,8 @@ import type {
   RequestOptions,
   Subscription,
   Transport,
-  TransportConnectOptions,
   TransportConnection,
+  TransportConnectOptions,
 } from '../../transport.js';
 
 interface Stored {
@@ -32,8 +32,41 @@ interface Consumer {
   active: boolean;
 }
 
+/** FIFO with O(1) take from the front (Array#shift is O(n) on long arrays), priority insert, and put-back. */
+class Fifo {
+  private items: Stored[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: Stored): void {
+    this.items.push(item);
+  }
+  /** Inserts before the first item with a higher priority number (FIFO within a priority). */
+  insertByPriority(item: Stored): void {
+    let i = this.items.length;
+    while (i > this.head && (this.items[i - 1] as Stored).priority > item.priority) i--;
+    this.items.splice(i, 0, item);
+  }
+  take(): Stored | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head] as Stored;
+    this.items[this.head] = undefined as unknown as Stored;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  putBack(front: Stored[]): void {
+    this.items = [...front, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+}
+
 class Queue {
-  readonly messages: Stored[] = [];
+  readonly messages = new Fifo();
   readonly consumers: Consumer[] = [];
   next = 0;
   scheduled = false;
@@ -95,7 +128,9 @@ export class MemoryBroker {
       throw new EdgeKitError('connection-failed', `memory broker refuses ${options.clientId} (taken offline)`);
     }
     // Session takeover, as MQTT: a new connection with the same id ends the old one (without its will).
-    this.connections.get(options.clientId)?.end(new EdgeKitError('connection-lost', 'taken over by a new connection'), false);
+    this.connections
+      .get(options.clientId)
+      ?.end(new EdgeKitError('connection-lost', 'taken over by a new connection'), false);
     const conn = new MemoryConnection(this, options.clientId, options.will);
     this.connections.set(options.clientId, conn);
     return conn;
@@ -157,7 +192,7 @@ export class MemoryBroker {
 
   /** @internal */
   publish(address: string, bytes: Uint8Array, options: PublishOptions | undefined): void {
-    const copy = bytes.slice();
+    const copy = new Uint8Array(bytes);
     const ttl = options?.ttlInMs;
     const q = this.queue(address);
     const stored: Stored = {
@@ -166,12 +201,8 @@ export class MemoryBroker {
       priority: options?.priority ?? 10,
       redelivered: false,
     };
-    if (stored.priority < 10 && q.messages.length > 0) {
-      // Lower numbers first; FIFO within a priority.
-      let i = q.messages.length;
-      while (i > 0 && (q.messages[i - 1] as Stored).priority > stored.priority) i--;
-      q.messages.splice(i, 0, stored);
-    } else q.messages.push(stored);
+    if (stored.priority < 10 && q.messages.length > 0) q.messages.insertByPriority(stored);
+    else q.messages.push(stored);
     if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'publish', address, bytes: copy });
     this.schedule(q);
   }
@@ -196,7 +227,7 @@ export class MemoryBroker {
     const back = [...consumer.unacked];
     consumer.unacked.clear();
     for (const m of back) m.redelivered = true;
-    q.messages.unshift(...back);
+    q.messages.putBack(back);
     const i = q.consumers.indexOf(consumer);
     if (i >= 0) q.consumers.splice(i, 1);
     this.schedule(q);
@@ -227,7 +258,7 @@ export class MemoryBroker {
         continue;
       }
       idle = 0;
-      const stored = q.messages.shift() as Stored;
+      const stored = q.messages.take() as Stored;
       if (stored.expiresAt <= now) continue;
       consumer.unacked.add(stored);
       const address = consumer.conn.addressOf(consumer);
@@ -247,7 +278,7 @@ export class MemoryBroker {
   /** @internal */
   setRetained(key: string, value: Uint8Array | null): void {
     if (value === null || value.length === 0) this.retained.delete(key);
-    else this.retained.set(key, value.slice());
+    else this.retained.set(key, new Uint8Array(value));
     if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'retain', address: key, bytes: value });
     const watchers = this.watchers.get(key);
     if (!watchers) return;
@@ -289,7 +320,7 @@ export class MemoryBroker {
     const list = this.servers.get(address);
     const server = list?.[Math.floor(Math.random() * list.length)];
     if (!server) throw new EdgeKitError('not-found', `nobody serves ${address}`);
-    const copy = bytes.slice();
+    const copy = new Uint8Array(bytes);
     return new Promise<Uint8Array>((resolve, reject) => {
       let done = false;
       const finish = (action: () => void) => {
@@ -300,7 +331,10 @@ export class MemoryBroker {
         action();
       };
       const timer = this.clock.setTimer(
-        () => finish(() => reject(new EdgeKitError('timeout', `no reply from ${address} within ${options.timeoutInMs} ms`))),
+        () =>
+          finish(() =>
+            reject(new EdgeKitError('timeout', `no reply from ${address} within ${options.timeoutInMs} ms`)),
+          ),
         options.timeoutInMs,
       );
       const onAbort = () => finish(() => reject(new EdgeKitError('aborted', 'request aborted')));
@@ -308,7 +342,7 @@ export class MemoryBroker {
       queueMicrotask(() => {
         server.handler(copy).then(
           (reply) => {
-            if (server.conn.isOpen) finish(() => resolve(reply.slice()));
+            if (server.conn.isOpen) finish(() => resolve(new Uint8Array(reply)));
           },
           () => undefined, // a failing server never answers; the caller times out, as on a real broker
         );
@@ -355,7 +389,8 @@ export class MemoryConnection implements TransportConnection {
 
   async consume(address: string, options: ConsumeOptions, onDelivery: (d: Delivery) => void): Promise<Subscription> {
     this.check();
-    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) throw new RangeError('consume: prefetch must be an integer ≥ 1');
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 1)
+      throw new RangeError('consume: prefetch must be an integer ≥ 1');
     const consumer: Consumer = { conn: this, prefetch: options.prefetch, onDelivery, unacked: new Set(), active: true };
     this.consumers.set(consumer, address);
     return this.broker.addConsumer(address, consumer);
@@ -368,13 +403,14 @@ export class MemoryConnection implements TransportConnection {
 
   async getRetained(key: string): Promise<Uint8Array | undefined> {
     this.check();
-    return this.broker.getRetained(key)?.slice();
+    const v = this.broker.getRetained(key);
+    return v === undefined ? undefined : new Uint8Array(v);
   }
 
   async watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
     this.check();
     const stop = this.broker.watch(key, (v) => {
-      if (this.open) onValue(v?.slice());
+      if (this.open) onValue(v === undefined ? undefined : new Uint8Array(v));
     });
     this.cleanups.add(stop);
     return {

@@ -6,7 +6,7 @@
 import type { Transport } from '../../transport.js';
 import { MemoryBroker } from './broker.js';
 
-export { MemoryBroker, type MemoryBrokerOptions, type BrokerEvent } from './broker.js';
+export { type BrokerEvent, MemoryBroker, type MemoryBrokerOptions } from './broker.js';
 
 /** Options for {@link memory}. */
 export interface MemoryTransportOptions {
@@ -32,7 +32,8 @@ export function defaultMemoryBroker(): MemoryBroker {
  * ```
  */
 export function memory(options: MemoryTransportOptions = {}): Transport {
-  if (typeof options !== 'object' || options === null) throw new TypeError('memory(options): options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('memory(options): options must be an object');
   if (options.broker !== undefined && !(options.broker instanceof MemoryBroker)) {
     throw new TypeError('memory(options): broker must be a MemoryBroker');
   }

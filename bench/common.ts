@@ -1,0 +1,43 @@
+/** Shared helpers for the benchmarks: a 256-byte JSON body, timing, and a table printer. */
+
+/** A telemetry-like body whose JSON is 256 bytes. */
+export function body256(): {
+  machine: { temperature: number; pressure: number };
+  ambient: { temperature: number; humidity: number };
+  timeCreated: string;
+  pad: string;
+} {
+  const base = {
+    machine: { temperature: 31.25, pressure: 1.19 },
+    ambient: { temperature: 20.93, humidity: 25.5 },
+    timeCreated: '2026-11-26T04:30:00.000Z',
+    pad: '',
+  };
+  base.pad = 'x'.repeat(256 - JSON.stringify(base).length);
+  return base;
+}
+
+/** Runs `fn` (which processes `n` items) `rounds` times after a warm-up; returns the median items per second. */
+export async function rate(n: number, rounds: number, fn: (n: number) => Promise<void> | void): Promise<number> {
+  await fn(Math.min(n, 20_000));
+  const rates: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const start = process.hrtime.bigint();
+    await fn(n);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    rates.push(n / seconds);
+  }
+  rates.sort((a, b) => a - b);
+  return rates[Math.floor(rates.length / 2)] as number;
+}
+
+export const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** Prints rows as an aligned table. */
+export function table(title: string, rows: Array<Record<string, string>>): void {
+  console.log(`\n${title}`);
+  const cols = Object.keys(rows[0] ?? {});
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
+  console.log(cols.map((c, i) => c.padEnd(widths[i] as number)).join('  '));
+  for (const r of rows) console.log(cols.map((c, i) => (r[c] ?? '').padEnd(widths[i] as number)).join('  '));
+}
