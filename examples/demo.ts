@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, styleText } from 'node:util';
 import { connect, MemoryBroker, memory, type Transport } from 'edgekit';
 import { routesFromManifest } from 'edgekit/routing';
+import { decodeEnvelope } from '../src/core/envelope.js';
 import { deployRoutes, invokeAsService, updateDesired } from '../src/service/operations.js';
 import { Filter, startFilter } from './filter/module.js';
 import { type Reading, startSensor, TemperatureSensor } from './temperature-sensor/module.js';
@@ -42,9 +43,9 @@ const transport: Transport = memory({ broker });
 // The operator: deploy routes and desired properties from the manifest.
 const operator = await transport.connect({ clientId: '$operator' });
 await deployRoutes(operator, deviceId, routesFromManifest(manifest));
-await updateDesired(operator, deviceId, 'SimulatedTemperatureSensor', { SendInterval: 0.5 });
-await updateDesired(operator, deviceId, 'filter', { TemperatureThreshold: 30 });
-log('operator', 'magenta', 'deployed deployment.json: 2 routes, SendInterval 0.5 s, TemperatureThreshold 30');
+await updateDesired(operator, deviceId, 'SimulatedTemperatureSensor', { SendInterval: 0.3 });
+await updateDesired(operator, deviceId, 'filter', { TemperatureThreshold: 25 });
+log('operator', 'magenta', 'deployed deployment.json: 2 routes, SendInterval 0.3 s, TemperatureThreshold 25');
 
 const sensor = await connect(TemperatureSensor, { deviceId, moduleId: 'SimulatedTemperatureSensor', transport });
 const filter = await connect(Filter, { deviceId, moduleId: 'filter', transport });
@@ -56,9 +57,8 @@ const describe = (r: Reading) =>
   `machine ${r.machine.temperature.toFixed(1)} °C ${r.machine.pressure.toFixed(2)} bar · ambient ${r.ambient.temperature.toFixed(1)} °C ${r.ambient.humidity.toFixed(0)} %`;
 const unwatch = broker.tap((event) => {
   if (event.kind !== 'publish' || !event.bytes) return;
-  const headerLength = new DataView(event.bytes.buffer, event.bytes.byteOffset).getUint32(4);
-  const header = JSON.parse(new TextDecoder().decode(event.bytes.subarray(8, 8 + headerLength)));
-  const body = JSON.parse(new TextDecoder().decode(event.bytes.subarray(8 + headerLength)));
+  const { header, body: bytes } = decodeEnvelope(event.bytes);
+  const body = JSON.parse(new TextDecoder().decode(bytes)) as Reading;
   if (event.address.startsWith('inputs/')) log('sensor', 'cyan', `→ filter/input1   ${describe(body)}`);
   else if (event.address.startsWith('upstream/')) {
     log(
@@ -71,11 +71,11 @@ const unwatch = broker.tap((event) => {
 
 const timers = [
   setTimeout(async () => {
-    const doc = await updateDesired(operator, deviceId, 'filter', { TemperatureThreshold: 45 });
+    const doc = await updateDesired(operator, deviceId, 'filter', { TemperatureThreshold: 30 });
     log(
       'operator',
       'magenta',
-      `set filter desired TemperatureThreshold = 45 (version ${doc.version}); alerts now above 45 °C`,
+      `set filter desired TemperatureThreshold = 30 (version ${doc.version}); alerts now above 30 °C`,
     );
   }, seconds * 330),
   setTimeout(async () => {

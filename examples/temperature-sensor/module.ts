@@ -51,8 +51,8 @@ export async function startSensor(client: SensorClient, machine = new Machine())
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(tick, intervalSeconds * 1000);
+    clearTimeout(timer);
+    if (!stopped) timer = setTimeout(tick, intervalSeconds * 1000);
   };
   const tick = async () => {
     try {
@@ -66,8 +66,7 @@ export async function startSensor(client: SensorClient, machine = new Machine())
   await client.onDesired(async (desired) => {
     if (typeof desired.SendInterval === 'number' && desired.SendInterval > 0) {
       intervalSeconds = desired.SendInterval;
-      clearTimeout(timer);
-      schedule();
+      if (timer !== undefined) schedule(); // running: apply the new interval now
     }
     await client.report({ SendInterval: intervalSeconds, messagesSent: sent });
   });

@@ -34,8 +34,15 @@ export function protobuf<T extends object>(type: Type, options: ProtobufCodecOpt
     contentType: 'application/x-protobuf',
     encode(value) {
       const problem = type.verify(value as Record<string, unknown>);
-      if (problem) throw new EdgeKitError('encode-failed', `body does not fit ${type.fullName}: ${problem}`);
-      return type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+      // decode() gives 64-bit integers as strings and enums as names (the default conversion); accept those back,
+      // but nothing else that protobufjs would silently coerce.
+      if (problem && !/integer\|Long expected|enum value expected/.test(problem)) {
+        throw new EdgeKitError('encode-failed', `body does not fit ${type.fullName}: ${problem}`);
+      }
+      const message = type.fromObject(value as Record<string, unknown>);
+      const converted = problem ? type.verify(message) : null;
+      if (converted) throw new EdgeKitError('encode-failed', `body does not fit ${type.fullName}: ${converted}`);
+      return type.encode(message).finish();
     },
     decode(bytes) {
       try {

@@ -203,8 +203,21 @@ export class MemoryBroker {
     };
     if (stored.priority < 10 && q.messages.length > 0) q.messages.insertByPriority(stored);
     else q.messages.push(stored);
-    if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'publish', address, bytes: copy });
+    if (this.taps.size > 0) this.notifyTaps({ kind: 'publish', address, bytes: copy });
     this.schedule(q);
+  }
+
+  /** A tap that throws must not break the publisher: its error is reported, the publish goes on. */
+  private notifyTaps(event: BrokerEvent): void {
+    for (const tap of this.taps) {
+      try {
+        tap(event);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   /** @internal */
@@ -279,7 +292,7 @@ export class MemoryBroker {
   setRetained(key: string, value: Uint8Array | null): void {
     if (value === null || value.length === 0) this.retained.delete(key);
     else this.retained.set(key, new Uint8Array(value));
-    if (this.taps.size > 0) for (const tap of this.taps) tap({ kind: 'retain', address: key, bytes: value });
+    if (this.taps.size > 0) this.notifyTaps({ kind: 'retain', address: key, bytes: value });
     const watchers = this.watchers.get(key);
     if (!watchers) return;
     const current = this.retained.get(key);

@@ -1,0 +1,149 @@
+import { describe, expect, test } from 'vitest';
+import { json } from '../codecs/codec.js';
+import { typed } from '../codecs/schema.js';
+import { defineModule, method } from '../core/contract.js';
+import { createTestHub } from './hub.js';
+import { ManualClock } from './manual-clock.js';
+
+const Echo = defineModule({
+  inputs: { in: json<{ n: number }>() },
+  outputs: { out: json<{ n: number }>() },
+  methods: { slow: method(typed<Record<string, never>>(), typed<{ done: boolean }>()) },
+});
+
+describe('test hub', () => {
+  test('routes from a deployment manifest, desired properties from it too', async () => {
+    const manifest = {
+      modulesContent: {
+        $edgeHub: {
+          'properties.desired': {
+            schemaVersion: '1.1',
+            routes: { up: 'FROM /messages/modules/echo/* INTO $upstream' },
+          },
+        },
+        echo: { 'properties.desired': { factor: 2 } },
+      },
+    };
+    await using hub = await createTestHub({ manifest });
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    expect(echo.desired()).toEqual({ version: 1, properties: { factor: 2 } });
+    await echo.onInput('in', async (m) => {
+      await echo.send('out', { n: m.body.n * 2 });
+    });
+    await hub.send('echo', 'in', { n: 21 });
+    expect((await hub.upstream().next()).body).toEqual({ n: 42 });
+  });
+
+  test('output() sees what a module sends even with no route; next() fails with a clear timeout', async () => {
+    await using hub = await createTestHub();
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    const r = await echo.send('out', { n: 1 });
+    expect(r.destinations).toBe(0);
+    expect((await hub.output('echo', 'out').next()).body).toEqual({ n: 1 });
+    await expect(hub.output('echo', 'out').next({ timeoutInMs: 20 })).rejects.toThrow(
+      /no message on output echo\/out within 20 ms/,
+    );
+  });
+
+  test('takeOffline fires the last will and queues messages; bringOnline reconnects and delivers them', async () => {
+    await using hub = await createTestHub();
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    const seen: number[] = [];
+    await echo.onInput('in', (m) => {
+      seen.push(m.body.n);
+    });
+    await hub.takeOffline('echo');
+    expect(await hub.presence('echo')).toMatchObject({ state: 'offline', reason: 'connection-lost' });
+    await hub.send('echo', 'in', { n: 1 });
+    await hub.send('echo', 'in', { n: 2 });
+    expect(seen).toEqual([]);
+    await hub.bringOnline('echo');
+    expect(await hub.presence('echo')).toMatchObject({ state: 'online' });
+    await expect.poll(() => seen).toEqual([1, 2]);
+  });
+
+  test('a manual clock controls TTLs: an expired message is never delivered', async () => {
+    const clock = new ManualClock();
+    await using hub = await createTestHub({ clock });
+    await hub.send('late', 'in', { n: 1 }, { ttlInMs: 1_000 });
+    await hub.send('late', 'in', { n: 2 }, { ttlInMs: 60_000 });
+    await hub.advance(5_000);
+    const late = await hub.connect(Echo, { moduleId: 'late' });
+    const seen: number[] = [];
+    await late.onInput('in', (m) => {
+      seen.push(m.body.n);
+    });
+    await hub.advance(10);
+    expect(seen).toEqual([2]);
+  });
+
+  test('a manual clock controls method timeouts: 504 without waiting', async () => {
+    const clock = new ManualClock();
+    await using hub = await createTestHub({ clock });
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    let aborted = false;
+    await echo.handle('slow', (_req, { signal }) => {
+      return new Promise((resolve) => {
+        signal.addEventListener('abort', () => {
+          aborted = true;
+          resolve({ done: false });
+        });
+      });
+    });
+    const call = hub.invoke('echo', 'slow', {}, { timeoutInMs: 10_000 });
+    await hub.advance(10_001);
+    expect(await call).toMatchObject({ ok: false, status: 504 });
+    expect(aborted).toBe(true);
+  });
+
+  test('setRoutes rejects an invalid table whole; errors of modules are collected', async () => {
+    await using hub = await createTestHub();
+    await expect(hub.setRoutes({ bad: 'FROM /messages INTO nowhere' })).rejects.toMatchObject({
+      code: 'invalid-route',
+    });
+    const echo = await hub.connect(Echo, { moduleId: 'echo', maxAttempts: 1 });
+    await echo.onInput('in', () => {
+      throw new Error('nope');
+    });
+    await hub.send('echo', 'in', { n: 1 });
+    const dead = await hub.deadLetters('echo').next();
+    expect(dead.deadLetter).toMatchObject({ reason: 'handler-failed', error: 'nope', attempts: 1 });
+    expect(hub.errors.map((e) => e.message)).toEqual([expect.stringContaining('dead-lettered (handler-failed)')]);
+  });
+
+  test('waitForReported resolves when the predicate holds and times out clearly otherwise', async () => {
+    await using hub = await createTestHub();
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    const waiting = hub.waitForReported('echo', (r) => r.n === 2);
+    await echo.report({ n: 1 });
+    await echo.report({ n: 2 });
+    expect((await waiting).version).toBe(2);
+    await expect(hub.waitForReported('echo', (r) => r.n === 3, { timeoutInMs: 30 })).rejects.toThrow(
+      /did not match within 30 ms/,
+    );
+  });
+
+  test('bad arguments are rejected', async () => {
+    await expect(createTestHub({ deviceId: 'a b' })).rejects.toThrow(RangeError);
+    await using hub = await createTestHub();
+    expect(() => hub.output('a/b', 'x')).toThrow(RangeError);
+    expect(() => hub.advance(1)).toThrow(TypeError);
+  });
+});
+
+describe('manual clock', () => {
+  test('fires due timers in order and nothing early', async () => {
+    const clock = new ManualClock(0);
+    const fired: string[] = [];
+    clock.setTimer(() => fired.push('b'), 20);
+    clock.setTimer(() => fired.push('a'), 10);
+    const c = clock.setTimer(() => fired.push('cancelled'), 15);
+    c.cancel();
+    await clock.advance(15);
+    expect(fired).toEqual(['a']);
+    await clock.advance(5);
+    expect(fired).toEqual(['a', 'b']);
+    expect(clock.now()).toBe(20);
+    await expect(clock.advance(-1)).rejects.toThrow(RangeError);
+  });
+});
