@@ -6,6 +6,7 @@ export const entries = {
   'testing/index': 'src/testing/index.ts',
   'protobuf/index': 'src/codecs/protobuf.ts',
   'routing/index': 'src/routing/index.ts',
+  'mqtt/index': 'src/transports/mqtt/index.ts',
 } as const;
 
 export default defineConfig({

@@ -43,7 +43,7 @@ export {
   untypedModule,
 } from './core/contract.js';
 export { type DeadLetterInfo, MAX_MESSAGE_BYTES } from './core/envelope.js';
-export { TWIN_LIMITS } from './core/twin.js';
+export { type JsonObject, TWIN_LIMITS } from './core/twin.js';
 export type {
   ClientStats,
   CloseOptions,

@@ -1,9 +1,12 @@
 import { expect, test } from 'vitest';
 import { checkName } from './names.js';
 
-test.each(['sensor', 'SimulatedTemperatureSensor', 'a-b_c', 'x:1', 'dev@site', '0', 'a'.repeat(128)])('accepts %s', (name) => {
-  expect(checkName('module id', name)).toBe(name);
-});
+test.each(['sensor', 'SimulatedTemperatureSensor', 'a-b_c', 'x:1', 'dev@site', '0', 'a'.repeat(128)])(
+  'accepts %s',
+  (name) => {
+    expect(checkName('module id', name)).toBe(name);
+  },
+);
 
 test.each([
   ['', RangeError],

@@ -22,7 +22,8 @@ export interface TransportCapabilities {
 export interface TransportConnectOptions {
   /**
    * Stable identity of this connection, unique among live connections. The broker keeps session state (queued
-   * messages of its consumers) under it across reconnects.
+   * messages of its consumers) under it across reconnects. Never contains `+`, `#` or NUL (the core builds it from
+   * validated names joined by `/`).
    */
   readonly clientId: string;
   /** Retained value the broker writes when this connection dies without {@link TransportConnection.close}. */
@@ -62,7 +63,8 @@ export interface Delivery {
 export interface Subscription {
   /**
    * Stops new deliveries; idempotent. Deliveries already handed out stay acknowledgeable on this connection (the
-   * core acks in-flight handlers while draining); unacknowledged ones go back to the broker when the connection ends.
+   * core acks in-flight handlers while draining); unacknowledged ones are redelivered — to the next consumer of the
+   * address, or after the connection ends.
    */
   close(): Promise<void>;
 }
@@ -74,7 +76,7 @@ export interface RequestOptions {
   readonly abortSignal?: AbortSignal;
 }
 
-/** Serves requests on an address; resolves to the reply bytes. */
+/** Serves requests on an address; resolves to the reply bytes. If it rejects, the caller's `request` rejects with `transport-error`. */
 export type RequestHandler = (request: Uint8Array) => Promise<Uint8Array>;
 
 /** One live connection to a broker. The core reconnects by calling {@link Transport.connect} again. */
@@ -94,7 +96,10 @@ export interface TransportConnection {
    */
   consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
 
-  /** Sets (or with `null`, deletes) the retained value at `key`; resolves when the broker has it. Survives restarts. */
+  /**
+   * Sets (or with `null`, deletes) the retained value at `key`; resolves when the broker has it. Survives restarts.
+   * Values are never empty (MQTT cannot retain an empty payload; the core always writes JSON).
+   */
   setRetained(key: string, value: Uint8Array | null): Promise<void>;
 
   /** The retained value at `key`, or `undefined` when there is none. */

@@ -89,7 +89,7 @@ export async function readPresence(
   return decodePresence(await conn.getRetained(addresses.presence(deviceId, moduleId)));
 }
 
-/** Options for {@link injectMessage}. */
+/** Options for injecting a message into a module's input (`TestHub.send`). */
 export interface InjectOptions {
   readonly properties?: Readonly<Record<string, string>>;
   readonly messageId?: string;

@@ -1,0 +1,815 @@
+/**
+ * One MQTT 5 connection implementing the transport contract on mqtt.js: QoS 1 queues with PUBACK-after-handler,
+ * retained values read with an ordering sentinel, request/response with response topic and correlation data, and a
+ * last will. It never reconnects by itself: when the connection drops, `closed` resolves with `connection-lost` and
+ * the core connects again with the same client id, resuming the broker-side session.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IClientOptions, IClientPublishOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
+import { systemClock } from '../../clock.js';
+import { abortError, EdgeKitError, messageOf } from '../../errors.js';
+import type {
+  ConsumeOptions,
+  Delivery,
+  PublishOptions,
+  RequestHandler,
+  RequestOptions,
+  Subscription,
+  TransportConnection,
+  TransportConnectOptions,
+} from '../../transport.js';
+import { connectFailed, describeReason, operationFailed } from './errors.js';
+import { InboundQueue } from './inbound-queue.js';
+import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
+import { checkAddress, checkClientId, SubscriptionKind, TopicLayout } from './topics.js';
+
+/**
+ * Handed to mqtt.js's `handleMessage` callback to skip its automatic PUBACK while letting it read the next packet
+ * (its reader is sequential: holding the callback would stall every other packet, PUBACKs of our own publishes
+ * included). The PUBACK is sent later, when the core acks the delivery.
+ */
+const DEFER_PUBACK = new Error('edgekit: PUBACK deferred until the delivery is acknowledged');
+
+/** User property on a reply whose handler failed; its value is the error message. */
+export const REPLY_ERROR_PROPERTY = 'edgekit-error';
+
+/**
+ * User property with the publisher's deadline (epoch ms) of a message with a ttl. MQTT counts expiry in whole
+ * seconds and Mosquitto drops a message only once a full second past its interval has begun, so a 1 s ttl would end
+ * anywhere between 1 and 2 s; the consumer uses this property to drop it on time (see {@link localExpiry}).
+ */
+export const EXPIRES_AT_PROPERTY = 'edgekit-expires-at';
+
+/** How long a graceful close waits for outstanding PUBACKs before dropping the socket. */
+const CLOSE_GRACE_MS = 5_000;
+/** Requests held for an address that is served again soon after a reconnect; older ones are dropped. */
+const EARLY_REQUEST_LIMIT = 1_000;
+const EMPTY = new Uint8Array(0);
+const MAX_EXPIRY_SECONDS = 0xffff_ffff;
+
+/** mqtt.js's own packet writer; it uses it for the PUBACKs it sends itself (handlers/publish.js). */
+interface PacketWriter {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void;
+}
+
+interface RetainedReader {
+  /** False while the current value is being established, true once changes go to `onChange`. */
+  live: boolean;
+  value: Uint8Array | undefined;
+  readonly onChange?: (value: Uint8Array | undefined) => void;
+}
+
+interface EarlyRequest {
+  readonly packet: IPublishPacket;
+  readonly payload: Uint8Array;
+  readonly receivedAt: number;
+}
+
+type State = 'connecting' | 'open' | 'closing' | 'ended';
+
+function view(payload: Buffer | string): Uint8Array {
+  if (typeof payload === 'string') return new TextEncoder().encode(payload);
+  return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function checkBytes(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array, got ${typeof value}`);
+  return value;
+}
+
+function checkDuration(value: unknown, what: string): number {
+  if (typeof value !== 'number') throw new TypeError(`${what} must be a number of milliseconds, got ${typeof value}`);
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${what} must be a positive number, got ${value}`);
+  return value;
+}
+
+function expirySeconds(ms: number): number {
+  return Math.min(MAX_EXPIRY_SECONDS, Math.max(1, Math.ceil(ms / 1000)));
+}
+
+function subscriptionKinds(packet: IPublishPacket): readonly number[] {
+  const ids = packet.properties?.subscriptionIdentifier;
+  if (ids === undefined) return [];
+  return Array.isArray(ids) ? ids : [ids];
+}
+
+/**
+ * When a received queue message expires locally. The publisher's deadline is trusted only inside the last second of
+ * the expiry the broker forwarded (the broker's remaining interval, free of clock skew between hosts): a skewed clock
+ * can move the drop by at most about a second, never throw away a message with time to live.
+ */
+function localExpiry(packet: IPublishPacket, receivedAt: number): number | undefined {
+  const property = packet.properties?.userProperties?.[EXPIRES_AT_PROPERTY];
+  if (property === undefined) return undefined;
+  // Absent on a message that carries a deadline: the broker had 0 s left and omitted the property (Mosquitto does).
+  const remaining = packet.properties?.messageExpiryInterval ?? 0;
+  const deadline = Number(Array.isArray(property) ? property[0] : property);
+  if (!Number.isFinite(deadline)) return undefined;
+  return Math.max(deadline, receivedAt + Math.max(0, remaining - 1) * 1000);
+}
+
+function rethrowLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+/** An open connection; see the module comment. Created by {@link openConnection}. */
+export class MqttConnection implements TransportConnection {
+  readonly closed: Promise<Error | undefined>;
+
+  private resolveClosed!: (cause: Error | undefined) => void;
+  private state: State = 'connecting';
+  private endError: EdgeKitError | undefined;
+  private lastError: unknown;
+  /** What the broker said it supports in its CONNACK (MQTT 5 defaults: everything). */
+  private subscriptionIdentifiers = true;
+  private sharedSubscriptions = true;
+  private serverDisconnectReason: number | undefined;
+  private closing: Promise<void> | undefined;
+  private finishClose: (() => void) | undefined;
+  /** Rejecters of every operation in flight, called with the terminal error when the connection ends. */
+  private readonly pending = new Set<(error: EdgeKitError) => void>();
+  private readonly queues = new Map<string, InboundQueue>();
+  private readonly queueSubscriptions = new Map<string, Promise<void>>();
+  private readonly retained = new Map<string, Set<RetainedReader>>();
+  private readonly servers = new Map<string, RequestHandler>();
+  private readonly earlyRequests = new Map<string, EarlyRequest[]>();
+  private readonly replies = new Map<string, (packet: IPublishPacket, payload: Uint8Array) => void>();
+  private readonly syncs = new Map<string, () => void>();
+  private clientTopics: Promise<void> | undefined;
+  private syncCounter = 0;
+  /** Makes sentinel tokens unique per connection: a late sentinel of an earlier connection must not match. */
+  private readonly syncNonce = randomBytes(6).toString('hex');
+
+  constructor(
+    private readonly client: MqttClient,
+    private readonly topics: TopicLayout,
+    private readonly url: string,
+  ) {
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    client.handleMessage = (packet, callback) => this.onMessage(packet, callback);
+    client.on('error', (error) => {
+      this.lastError = error;
+    });
+    client.on('disconnect', (packet) => {
+      this.serverDisconnectReason = packet.reasonCode ?? 0;
+    });
+    client.on('close', () => this.onClose());
+  }
+
+  /** Connects; resolves on a successful CONNACK. On failure everything is torn down. */
+  start(timeoutInMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const client = this.client;
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        timer.cancel();
+        signal?.removeEventListener('abort', onAbort);
+        client.removeListener('connect', onConnect);
+        client.removeListener('error', onError);
+        client.removeListener('close', onCloseEarly);
+      };
+      const fail = (error: EdgeKitError) => {
+        cleanup();
+        this.state = 'ended';
+        client.end(true);
+        reject(error);
+      };
+      const onConnect = (connack: IConnackPacket) => {
+        cleanup();
+        this.subscriptionIdentifiers = connack.properties?.subscriptionIdentifiersAvailable !== false;
+        this.sharedSubscriptions = connack.properties?.sharedSubscriptionAvailable !== false;
+        this.state = 'open';
+        resolve();
+      };
+      const onError = (error: unknown) => fail(connectFailed(error, this.url));
+      const onCloseEarly = () =>
+        fail(connectFailed(this.lastError ?? new Error('the connection closed before the broker answered'), this.url));
+      const onAbort = () => fail(abortError(signal!));
+      const timer = systemClock.setTimer(
+        () => fail(new EdgeKitError('timeout', `connecting to ${this.url} took longer than ${timeoutInMs} ms`)),
+        timeoutInMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      client.once('connect', onConnect);
+      client.on('error', onError);
+      client.once('close', onCloseEarly);
+      try {
+        client.connect();
+      } catch (error) {
+        fail(connectFailed(error, this.url));
+        return;
+      }
+      // mqtt.js leaves Nagle's algorithm on; a QoS 1 request/response then waits ~40 ms for delayed ACKs.
+      (client.stream as unknown as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
+    });
+  }
+
+  // ---- messages -------------------------------------------------------------------------------------------------
+
+  async publish(address: string, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
+    const topic = this.topics.topic(checkAddress('address', address));
+    checkBytes(bytes, 'bytes');
+    const { ttlInMs, priority } = options;
+    if (ttlInMs !== undefined) checkDuration(ttlInMs, 'ttlInMs');
+    if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 9)) {
+      throw new RangeError(`priority must be an integer from 0 to 9, got ${priority}`);
+    }
+    // MQTT has no priorities: `priority` is accepted and ignored (the broker delivers in order).
+    const publishOptions: IClientPublishOptions = { qos: 1 };
+    if (ttlInMs !== undefined) {
+      publishOptions.properties = {
+        messageExpiryInterval: expirySeconds(ttlInMs),
+        userProperties: { [EXPIRES_AT_PROPERTY]: String(Date.now() + ttlInMs) },
+      };
+    }
+    await this.publishPacket(topic, bytes, publishOptions);
+  }
+
+  async consume(
+    address: string,
+    options: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => void,
+  ): Promise<Subscription> {
+    const topic = this.topics.topic(checkAddress('address', address));
+    const prefetch = options?.prefetch;
+    if (typeof prefetch !== 'number' || !Number.isInteger(prefetch) || prefetch < 1) {
+      throw new RangeError(`prefetch must be an integer of at least 1, got ${String(prefetch)}`);
+    }
+    if (typeof onDelivery !== 'function') throw new TypeError('onDelivery must be a function');
+    this.assertUsable();
+    const queue = this.queueFor(topic);
+    const consumer = queue.addConsumer(prefetch, onDelivery);
+    try {
+      await this.subscribeQueue(topic);
+    } catch (error) {
+      queue.removeConsumer(consumer);
+      throw error;
+    }
+    queue.activate(consumer);
+    // The broker subscription stays when the consumer closes, so the queue keeps filling in the session (as a durable
+    // queue does); messages already handed to this connection wait here for the next consumer of the address.
+    return { close: async () => queue.removeConsumer(consumer) };
+  }
+
+  // ---- retained values ------------------------------------------------------------------------------------------
+
+  async setRetained(key: string, value: Uint8Array | null): Promise<void> {
+    const topic = this.topics.topic(checkAddress('key', key));
+    if (value !== null) {
+      checkBytes(value, 'value');
+      if (value.byteLength === 0) {
+        throw new RangeError('an MQTT retained value cannot be empty (an empty retained message deletes); use null');
+      }
+    }
+    await this.publishPacket(topic, value ?? EMPTY, { qos: 1, retain: true });
+  }
+
+  async getRetained(key: string): Promise<Uint8Array | undefined> {
+    const topic = this.topics.topic(checkAddress('key', key));
+    this.assertUsable();
+    const reader: RetainedReader = { live: false, value: undefined };
+    await this.readRetained(topic, reader);
+    void this.releaseRetained(topic, reader);
+    return reader.value;
+  }
+
+  async watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
+    const topic = this.topics.topic(checkAddress('key', key));
+    if (typeof onValue !== 'function') throw new TypeError('onValue must be a function');
+    this.assertUsable();
+    const reader: RetainedReader = { live: false, value: undefined, onChange: onValue };
+    await this.readRetained(topic, reader);
+    reader.live = true;
+    try {
+      onValue(reader.value);
+    } catch (error) {
+      await this.releaseRetained(topic, reader);
+      throw error;
+    }
+    let closed = false;
+    return {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await this.releaseRetained(topic, reader);
+      },
+    };
+  }
+
+  // ---- requests -------------------------------------------------------------------------------------------------
+
+  async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+    const topic = this.topics.topic(checkAddress('address', address));
+    checkBytes(bytes, 'bytes');
+    const timeoutInMs = checkDuration(options?.timeoutInMs, 'timeoutInMs');
+    const signal = options.abortSignal;
+    if (signal?.aborted) throw abortError(signal);
+    this.assertUsable();
+    const deadline = Date.now() + timeoutInMs;
+    const correlation = randomBytes(16);
+    const key = correlation.toString('hex');
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        signal?.removeEventListener('abort', onAbort);
+        this.replies.delete(key);
+        this.pending.delete(onEnd);
+        outcome();
+      };
+      const onEnd = (error: EdgeKitError) => settle(() => reject(error));
+      const onAbort = () => settle(() => reject(abortError(signal!)));
+      const timer = systemClock.setTimer(
+        () =>
+          settle(() =>
+            reject(new EdgeKitError('timeout', `no reply to the request on ${address} within ${timeoutInMs} ms`)),
+          ),
+        timeoutInMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.add(onEnd);
+      this.replies.set(key, (packet, payload) =>
+        settle(() => {
+          const failure = packet.properties?.userProperties?.[REPLY_ERROR_PROPERTY];
+          if (failure === undefined) resolve(payload);
+          else {
+            const text = Array.isArray(failure) ? failure.join('; ') : failure;
+            reject(
+              new EdgeKitError('transport-error', `the request on ${address} failed where it was served: ${text}`),
+            );
+          }
+        }),
+      );
+      this.ensureClientTopics()
+        .then(() => {
+          if (settled) return;
+          return this.publishPacket(topic, bytes, {
+            qos: 1,
+            properties: {
+              responseTopic: this.topics.replies,
+              correlationData: correlation,
+              // The broker drops the request when the caller has given up (seconds: MQTT's granularity).
+              messageExpiryInterval: expirySeconds(deadline - Date.now()),
+            },
+          });
+        })
+        .catch((error: unknown) => settle(() => reject(error)));
+    });
+  }
+
+  async serve(address: string, handler: RequestHandler): Promise<Subscription> {
+    const topic = this.topics.topic(checkAddress('address', address));
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    this.assertUsable();
+    if (this.servers.has(topic)) {
+      throw new EdgeKitError('transport-error', `${address} is already served on this connection`);
+    }
+    const filter = this.competingFilter(topic);
+    this.servers.set(topic, handler);
+    try {
+      await this.subscribeFilter(filter, SubscriptionKind.serve);
+    } catch (error) {
+      this.servers.delete(topic);
+      throw error;
+    }
+    const early = this.earlyRequests.get(topic);
+    this.earlyRequests.delete(topic);
+    for (const request of early ?? []) this.runRequest(handler, request);
+    let closed = false;
+    return {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        if (this.servers.get(topic) !== handler) return; // the connection ended (or closed) meanwhile
+        this.servers.delete(topic);
+        if (this.state === 'open') await this.unsubscribeFilter(filter).catch(() => undefined);
+      },
+    };
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------------------------
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.state === 'ended') return Promise.resolve();
+    this.state = 'closing';
+    // Served addresses are unsubscribed first: requests queued in a closed session would wait unanswered until they
+    // expire — with shared subscriptions a share of every replica's requests. Queues stay subscribed, so a module's
+    // inputs keep waiting for it while it is away.
+    const served = [...this.servers.keys()].map((topic) => this.topics.competingFilter(topic));
+    this.servers.clear();
+    this.closing = new Promise<void>((resolve) => {
+      const timer = systemClock.setTimer(() => {
+        this.client.stream?.destroy();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      this.finishClose = () => {
+        timer.cancel();
+        resolve();
+      };
+      if (served.length > 0) this.client.unsubscribe(served);
+      // A normal DISCONNECT (reason 0), sent once the UNSUBACK and outstanding PUBACKs are in: the broker discards the
+      // will and keeps the session for its expiry.
+      this.client.end(false, { reasonCode: 0 }, () => this.finishClose?.());
+    }).then(() => this.terminate(undefined));
+    return this.closing;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------------------
+
+  private onClose(): void {
+    if (this.state === 'closing') {
+      this.finishClose?.();
+      return;
+    }
+    if (this.state !== 'open') return;
+    const reason = this.serverDisconnectReason;
+    const cause =
+      reason === undefined ? this.lastError : new Error(`the broker ended the connection: ${describeReason(reason)}`);
+    const why = cause === undefined ? '' : `: ${messageOf(cause)}`;
+    this.terminate(
+      new EdgeKitError('connection-lost', `the connection to ${this.url} was lost${why}`, {
+        cause,
+        details: reason === undefined ? {} : { reasonCode: reason },
+      }),
+    );
+  }
+
+  /** Ends the connection for good: `cause` is undefined after close(). */
+  private terminate(cause: EdgeKitError | undefined): void {
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    this.endError = cause ?? new EdgeKitError('closed', 'the connection is closed');
+    const rejecters = [...this.pending];
+    this.pending.clear();
+    for (const reject of rejecters) reject(this.endError);
+    for (const queue of this.queues.values()) queue.stop();
+    this.queues.clear();
+    this.queueSubscriptions.clear();
+    this.retained.clear();
+    this.servers.clear();
+    this.earlyRequests.clear();
+    this.replies.clear();
+    this.syncs.clear();
+    this.client.end(true);
+    this.resolveClosed(cause);
+  }
+
+  private assertUsable(): void {
+    if (this.state === 'open') return;
+    throw this.state === 'ended' && this.endError
+      ? this.endError
+      : new EdgeKitError('closed', 'the connection is closed');
+  }
+
+  /** Runs an mqtt.js operation as a promise that also rejects when the connection ends first. */
+  private track<T>(run: (resolve: (value: T) => void, reject: (error: unknown) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.state !== 'open') {
+        reject(
+          this.state === 'ended' && this.endError
+            ? this.endError
+            : new EdgeKitError('closed', 'the connection is closed'),
+        );
+        return;
+      }
+      const onEnd = (error: EdgeKitError) => reject(error);
+      this.pending.add(onEnd);
+      run(
+        (value) => {
+          this.pending.delete(onEnd);
+          resolve(value);
+        },
+        (error) => {
+          this.pending.delete(onEnd);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private publishPacket(topic: string, payload: Uint8Array, options: IClientPublishOptions): Promise<void> {
+    return this.track<void>((resolve, reject) => {
+      this.client.publish(topic, toBuffer(payload), options, (error) => {
+        if (error) reject(operationFailed(error, 'publish', topic));
+        else resolve();
+      });
+    });
+  }
+
+  /** Subscribes at QoS 1 and resolves to the granted QoS. */
+  private subscribeFilter(filter: string, kind: SubscriptionKind): Promise<number> {
+    return this.track<number>((resolve, reject) => {
+      // rh 0: retained messages are sent on every SUBSCRIBE, also when the subscription exists (getRetained relies on it).
+      // Without subscription identifiers, messages are routed by what is registered on this connection.
+      const options = this.subscriptionIdentifiers
+        ? ({ qos: 1, rh: 0, properties: { subscriptionIdentifier: kind } } as const)
+        : ({ qos: 1, rh: 0 } as const);
+      this.client.subscribe(filter, options, (error, granted) => {
+        if (error) {
+          reject(operationFailed(error, 'subscribe', filter));
+          return;
+        }
+        const qos = granted?.[0]?.qos;
+        if (qos === undefined || qos >= 0x80) {
+          reject(operationFailed(new Error(`the broker refused with ${qos ?? 'no reason'}`), 'subscribe', filter));
+        } else resolve(qos);
+      });
+    });
+  }
+
+  private unsubscribeFilter(filter: string): Promise<void> {
+    return this.track<void>((resolve, reject) => {
+      this.client.unsubscribe(filter, (error) => {
+        if (error) reject(operationFailed(error, 'unsubscribe', filter));
+        else resolve();
+      });
+    });
+  }
+
+  /** The filter for a queue or served address; refuses a share group on a broker without shared subscriptions. */
+  private competingFilter(topic: string): string {
+    if (this.topics.shareGroup !== undefined && !this.sharedSubscriptions) {
+      throw new EdgeKitError('unsupported', `the broker at ${this.url} has no shared subscriptions; remove shareGroup`);
+    }
+    return this.topics.competingFilter(topic);
+  }
+
+  private queueFor(topic: string): InboundQueue {
+    let queue = this.queues.get(topic);
+    if (queue === undefined) {
+      queue = new InboundQueue();
+      this.queues.set(topic, queue);
+    }
+    return queue;
+  }
+
+  private subscribeQueue(topic: string): Promise<void> {
+    let subscribed = this.queueSubscriptions.get(topic);
+    if (subscribed === undefined) {
+      subscribed = this.subscribeFilter(this.competingFilter(topic), SubscriptionKind.queue).then((qos) => {
+        if (qos < 1) {
+          throw new EdgeKitError('unsupported', `the broker granted QoS ${qos} on ${topic}; at-least-once needs QoS 1`);
+        }
+      });
+      this.queueSubscriptions.set(topic, subscribed);
+      subscribed.catch(() => this.queueSubscriptions.delete(topic));
+    }
+    return subscribed;
+  }
+
+  private ensureClientTopics(): Promise<void> {
+    if (this.clientTopics === undefined) {
+      const subscribed = this.subscribeFilter(this.topics.clientFilter, SubscriptionKind.client).then(() => undefined);
+      this.clientTopics = subscribed;
+      subscribed.catch(() => {
+        if (this.clientTopics === subscribed) this.clientTopics = undefined;
+      });
+    }
+    return this.clientTopics;
+  }
+
+  /**
+   * Resolves once every message the broker sent this connection before now has arrived. MQTT has no GET: after a
+   * SUBACK, Mosquitto has already queued the topic's retained message to us, so a sentinel published to our own
+   * topic after the SUBACK comes back after it; if the retained message did not come first, there is none.
+   */
+  private async sync(): Promise<void> {
+    await this.ensureClientTopics();
+    this.syncCounter += 1;
+    const token = `${this.syncNonce}:${this.syncCounter}`;
+    const arrived = this.track<void>((resolve) => this.syncs.set(token, resolve));
+    try {
+      await this.publishPacket(this.topics.sync, new TextEncoder().encode(token), { qos: 1 });
+    } catch (error) {
+      this.syncs.get(token)?.();
+      this.syncs.delete(token);
+      throw error;
+    }
+    await arrived;
+  }
+
+  private async readRetained(topic: string, reader: RetainedReader): Promise<void> {
+    let readers = this.retained.get(topic);
+    if (readers === undefined) {
+      readers = new Set();
+      this.retained.set(topic, readers);
+    }
+    readers.add(reader);
+    try {
+      await this.subscribeFilter(topic, SubscriptionKind.retained);
+      await this.sync();
+    } catch (error) {
+      await this.releaseRetained(topic, reader);
+      throw error;
+    }
+  }
+
+  private async releaseRetained(topic: string, reader: RetainedReader): Promise<void> {
+    const readers = this.retained.get(topic);
+    if (readers === undefined || !readers.delete(reader)) return;
+    if (readers.size > 0) return;
+    this.retained.delete(topic);
+    if (this.state === 'open') await this.unsubscribeFilter(topic).catch(() => undefined);
+  }
+
+  /** mqtt.js's per-message hook; it reads the next packet when `callback` is called. */
+  private onMessage(packet: IPublishPacket, callback: (error?: Error) => void): void {
+    let deferAck = false;
+    try {
+      deferAck = this.route(packet);
+    } catch (error) {
+      rethrowLater(error);
+    }
+    if (deferAck && packet.qos > 0) callback(DEFER_PUBACK);
+    else callback();
+  }
+
+  /** Dispatches one incoming message; returns true when its PUBACK waits for the core's ack. */
+  private route(packet: IPublishPacket): boolean {
+    if (this.state === 'ended') return true;
+    const topic = packet.topic;
+    const kinds = subscriptionKinds(packet);
+    const payload = view(packet.payload);
+    if (kinds.includes(SubscriptionKind.client) || topic === this.topics.sync || topic === this.topics.replies) {
+      this.onClientMessage(packet, payload);
+      return false;
+    }
+    if (kinds.includes(SubscriptionKind.serve) || (kinds.length === 0 && this.servers.has(topic))) {
+      this.onRequest(topic, packet, payload);
+      return false;
+    }
+    if (kinds.includes(SubscriptionKind.retained) || (kinds.length === 0 && this.retained.has(topic))) {
+      this.onRetained(topic, packet, payload);
+      return false;
+    }
+    // A queue message — also one a resumed session delivers before its consumer registered again: keep it unacked.
+    const messageId = packet.messageId;
+    const expiresAt = localExpiry(packet, Date.now());
+    this.queueFor(topic).push({
+      bytes: payload,
+      redelivered: packet.dup,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+      puback: () => {
+        if (this.state !== 'open' || messageId === undefined || packet.qos === 0) return;
+        (this.client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
+      },
+    });
+    return true;
+  }
+
+  private onClientMessage(packet: IPublishPacket, payload: Uint8Array): void {
+    if (packet.topic === this.topics.sync) {
+      const token = new TextDecoder().decode(payload);
+      const arrived = this.syncs.get(token);
+      this.syncs.delete(token);
+      arrived?.();
+      return;
+    }
+    const correlation = packet.properties?.correlationData;
+    if (packet.topic !== this.topics.replies || correlation === undefined) return;
+    // Replies to requests of an earlier connection (same session) find no waiter and are dropped.
+    this.replies.get(correlation.toString('hex'))?.(packet, payload);
+  }
+
+  private onRetained(topic: string, packet: IPublishPacket, payload: Uint8Array): void {
+    const readers = this.retained.get(topic);
+    if (readers === undefined) return;
+    const value = payload.byteLength === 0 ? undefined : payload;
+    for (const reader of readers) {
+      if (!reader.live) {
+        reader.value = value;
+      } else if (!packet.retain) {
+        // Live changes arrive with retain=0; retain=1 copies are answers to another reader's SUBSCRIBE.
+        try {
+          reader.onChange?.(value);
+        } catch (error) {
+          rethrowLater(error);
+        }
+      }
+    }
+  }
+
+  private onRequest(topic: string, packet: IPublishPacket, payload: Uint8Array): void {
+    const request: EarlyRequest = { packet, payload, receivedAt: Date.now() };
+    const handler = this.servers.get(topic);
+    if (handler !== undefined) {
+      this.runRequest(handler, request);
+      return;
+    }
+    // Served again soon (after a reconnect the session delivers before serve() is called): hold it until then.
+    const held = this.earlyRequests.get(topic) ?? [];
+    held.push(request);
+    if (held.length > EARLY_REQUEST_LIMIT) held.shift();
+    this.earlyRequests.set(topic, held);
+  }
+
+  private runRequest(handler: RequestHandler, { packet, payload, receivedAt }: EarlyRequest): void {
+    const properties = packet.properties ?? {};
+    const responseTopic = properties.responseTopic;
+    if (responseTopic === undefined) return;
+    const expiry = properties.messageExpiryInterval;
+    const deadline = expiry === undefined ? undefined : receivedAt + expiry * 1000;
+    // A request whose deadline has passed is not executed.
+    if (deadline !== undefined && Date.now() >= deadline) return;
+    const reply = (bytes: Uint8Array, failure: string | undefined) => {
+      if (this.state !== 'open') return;
+      const remaining = deadline === undefined ? undefined : deadline - Date.now();
+      if (remaining !== undefined && remaining <= 0) return;
+      const replyProperties: IClientPublishOptions['properties'] = {};
+      if (properties.correlationData !== undefined) replyProperties.correlationData = properties.correlationData;
+      if (remaining !== undefined) replyProperties.messageExpiryInterval = expirySeconds(remaining);
+      if (failure !== undefined) replyProperties.userProperties = { [REPLY_ERROR_PROPERTY]: failure };
+      // A reply that cannot be published is lost; the requester times out.
+      this.publishPacket(responseTopic, bytes, { qos: 1, properties: replyProperties }).catch(() => undefined);
+    };
+    Promise.resolve()
+      .then(() => handler(payload))
+      .then(
+        (bytes) =>
+          bytes instanceof Uint8Array
+            ? reply(bytes, undefined)
+            : reply(EMPTY, `the request handler returned ${typeof bytes}, not a Uint8Array`),
+        (error: unknown) => reply(EMPTY, messageOf(error) || 'the request handler failed'),
+      );
+  }
+}
+
+/** Connects with the core's options; see {@link MqttConnection}. */
+export async function openConnection(
+  lib: MqttLibrary,
+  settings: ResolvedMqttOptions,
+  options: TransportConnectOptions,
+): Promise<MqttConnection> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('connect() needs an options object');
+  const coreClientId = checkClientId(options.clientId);
+  const clientId = settings.clientId ?? checkClientId(settings.clientIdPrefix + coreClientId);
+  const timeoutInMs =
+    options.timeoutInMs === undefined ? settings.connectTimeoutInMs : checkDuration(options.timeoutInMs, 'timeoutInMs');
+  const signal = options.abortSignal;
+  if (signal?.aborted) throw abortError(signal);
+  const topics = new TopicLayout(settings.topicPrefix, settings.shareGroup, clientId);
+  let will: IClientOptions['will'];
+  if (options.will !== undefined) {
+    const value = checkBytes(options.will.value, 'will.value');
+    if (value.byteLength === 0)
+      throw new RangeError('will.value must not be empty (an empty retained message deletes)');
+    will = {
+      topic: topics.topic(checkAddress('key', options.will.key)),
+      payload: toBuffer(value),
+      qos: 1,
+      retain: true,
+    };
+  }
+  const tls = settings.tls;
+  const clientOptions: IClientOptions & { passphrase?: string } = {
+    protocol: settings.protocol,
+    host: settings.host,
+    hostname: settings.host,
+    port: settings.port,
+    protocolVersion: 5,
+    clientId,
+    // A persistent session: subscriptions and queued QoS 1 messages survive a disconnect for sessionExpiry seconds.
+    clean: false,
+    properties: { sessionExpiryInterval: settings.sessionExpiryInSeconds },
+    keepalive: settings.keepaliveInSeconds,
+    // The core owns reconnecting; mqtt.js must not reconnect, resubscribe or replay anything on its own.
+    reconnectPeriod: 0,
+    resubscribe: false,
+    manualConnect: true,
+    // Our own timer gives the `timeout` error; mqtt.js's is a backstop.
+    connectTimeout: timeoutInMs + 1_000,
+    queueQoSZero: false,
+    // Saves memory: mqtt-packet otherwise keeps a cache of every 2-byte number it ever wrote.
+    writeCache: false,
+  };
+  if (will !== undefined) clientOptions.will = will;
+  if (settings.username !== undefined) clientOptions.username = settings.username;
+  if (settings.password !== undefined) clientOptions.password = settings.password;
+  if (tls !== undefined) {
+    clientOptions.rejectUnauthorized = tls.rejectUnauthorized;
+    if (tls.ca !== undefined) clientOptions.ca = tls.ca;
+    if (tls.cert !== undefined) clientOptions.cert = tls.cert;
+    if (tls.key !== undefined) clientOptions.key = tls.key;
+    if (tls.passphrase !== undefined) clientOptions.passphrase = tls.passphrase;
+    if (tls.servername !== undefined) clientOptions.servername = tls.servername;
+  }
+  let client: MqttClient;
+  try {
+    client = lib.connect(clientOptions);
+  } catch (error) {
+    throw connectFailed(error, settings.displayUrl);
+  }
+  const connection = new MqttConnection(client, topics, settings.displayUrl);
+  await connection.start(timeoutInMs, signal);
+  return connection;
+}
