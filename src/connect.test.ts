@@ -5,6 +5,7 @@ import { defineModule } from './core/contract.js';
 import { EdgeKitError } from './errors.js';
 import type { Transport } from './transport.js';
 import { MemoryBroker, memory } from './transports/memory/index.js';
+import { mqtt } from './transports/mqtt/index.js';
 
 const M = defineModule({ outputs: { out: json<number>() } });
 
@@ -56,9 +57,14 @@ describe('fromEnvironment', () => {
       readFile: (path) => `PEM of ${path}`,
       transports: { amqp: fake },
     });
-    expect(seen).toEqual([{ url: 'amqps://rabbit:5671', username: 'u', password: 'p', ca: 'PEM of /ca.pem' }]);
+    expect(seen).toEqual([{ url: 'amqps://rabbit:5671', username: 'u', password: 'p', tls: { ca: 'PEM of /ca.pem' } }]);
     expect(broker.connectedClients()).toEqual(['d/m/r2']);
     await client.close();
+  });
+
+  test('the mqtt factory fits the transports option as it is', () => {
+    const options: Parameters<typeof fromEnvironment>[1] = { transports: { mqtt } };
+    expect(options.transports?.mqtt).toBe(mqtt);
   });
 
   test('a URL that is not a URL is reported', async () => {

@@ -40,9 +40,8 @@ export interface EnvironmentTransportOptions {
   readonly url: string;
   readonly username?: string;
   readonly password?: string;
-  readonly ca?: string;
-  readonly cert?: string;
-  readonly key?: string;
+  /** PEM texts read from the files the variables name. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
 /** Creates a transport from environment settings; `mqtt` and `amqp` from `edgekit/mqtt` and `edgekit/amqp` fit. */
@@ -127,13 +126,16 @@ export async function fromEnvironment<C extends ModuleContract>(
         `EDGEKIT_BROKER_URL uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`,
       );
     } else if (problems.length === 0) {
+      const tls = {
+        ...(files.ca ? { ca: files.ca } : {}),
+        ...(files.cert ? { cert: files.cert } : {}),
+        ...(files.key ? { key: files.key } : {}),
+      };
       transport = factory({
         url,
         ...(env.EDGEKIT_USERNAME ? { username: env.EDGEKIT_USERNAME } : {}),
         ...(env.EDGEKIT_PASSWORD ? { password: env.EDGEKIT_PASSWORD } : {}),
-        ...(files.ca ? { ca: files.ca } : {}),
-        ...(files.cert ? { cert: files.cert } : {}),
-        ...(files.key ? { key: files.key } : {}),
+        ...(Object.keys(tls).length > 0 ? { tls } : {}),
       });
     }
   }
