@@ -9,15 +9,28 @@ export const entries = {
   'mqtt/index': 'src/transports/mqtt/index.ts',
 } as const;
 
-export default defineConfig({
-  entry: entries,
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-  treeshake: true,
-  target: 'node20',
-  // Transport and codec libraries are optional peers: never bundle them.
-  external: ['protobufjs', 'mqtt', 'amqplib'],
-});
+export default defineConfig([
+  {
+    entry: entries,
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: false,
+    splitting: true,
+    treeshake: true,
+    target: 'node20',
+    // Transport and codec libraries are optional peers: never bundle them.
+    external: ['protobufjs', 'mqtt', 'amqplib'],
+  },
+  {
+    // The edgekit command: ESM only (it detects a direct run through import.meta.url), with a shebang.
+    entry: { 'cli/index': 'src/cli/index.ts' },
+    format: ['esm'],
+    dts: false,
+    sourcemap: true,
+    clean: false,
+    target: 'node20',
+    banner: { js: '#!/usr/bin/env node' },
+    external: ['protobufjs', 'mqtt', 'amqplib'],
+  },
+]);

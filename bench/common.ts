@@ -41,3 +41,38 @@ export function table(title: string, rows: Array<Record<string, string>>): void 
   console.log(cols.map((c, i) => c.padEnd(widths[i] as number)).join('  '));
   for (const r of rows) console.log(cols.map((c, i) => (r[c] ?? '').padEnd(widths[i] as number)).join('  '));
 }
+
+/**
+ * Runs `a` and `b` alternately (`rounds` pairs, after one warm-up pair) so both see the same machine load; returns
+ * the median rate of each and the median of the per-pair ratios b/a.
+ */
+export async function compare(
+  n: number,
+  rounds: number,
+  a: (n: number) => Promise<void> | void,
+  b: (n: number) => Promise<void> | void,
+): Promise<{ a: number; b: number; ratio: number }> {
+  const time = async (fn: (n: number) => Promise<void> | void) => {
+    const start = process.hrtime.bigint();
+    await fn(n);
+    return n / (Number(process.hrtime.bigint() - start) / 1e9);
+  };
+  await a(Math.min(n, 20_000));
+  await b(Math.min(n, 20_000));
+  const ra: number[] = [];
+  const rb: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const x = await time(a);
+    const y = await time(b);
+    ra.push(x);
+    rb.push(y);
+    ratios.push(y / x);
+  }
+  return { a: median(ra), b: median(rb), ratio: median(ratios) };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}

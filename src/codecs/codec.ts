@@ -59,8 +59,11 @@ export function json(schema: Schema<unknown> = typed<unknown>()): Codec<unknown>
     decode(bytes) {
       let value: unknown;
       try {
-        if (!isUtf8(bytes)) throw new Error('invalid UTF-8');
-        value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+        const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const text = buf.toString('utf8');
+        // Decoding replaces invalid bytes with U+FFFD: only then is the strict check needed.
+        if (text.includes('\uFFFD') && !isUtf8(buf)) throw new Error('invalid UTF-8');
+        value = JSON.parse(text);
       } catch (error) {
         throw new EdgeKitError('decode-failed', `body is not valid UTF-8 JSON: ${messageOf(error)}`, { cause: error });
       }

@@ -712,9 +712,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       while (active < concurrency && queue.length > 0) {
         const item = queue.shift() as { delivery: Delivery; epoch: number };
         if (item.epoch !== this.epoch || this.closing) continue; // redelivered by the broker on the next connection
+        const pending = this.deliver(input, codec, handler, item.delivery);
+        if (pending === undefined) continue; // handled synchronously
         active++;
         this.begin();
-        void this.deliver(input, codec, handler, item.delivery).finally(() => {
+        void pending.finally(() => {
           active--;
           this.end();
           pump();
@@ -780,12 +782,16 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return iterator;
   }
 
-  private async deliver(
+  /**
+   * Handles one delivery. The common case — a synchronous codec and a handler that succeeds — runs without a single
+   * promise; anything asynchronous or failing continues in {@link deliverSlow}. Returns a promise only then.
+   */
+  private deliver(
     input: string,
     codec: { decode(b: Uint8Array): unknown },
     handler: InputHandler<never>,
     delivery: Delivery,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     this.counters.received++;
     if (delivery.redelivered) this.counters.redelivered++;
     let envelope: Envelope;
@@ -793,39 +799,103 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       envelope = decodeEnvelope(delivery.bytes);
     } catch (error) {
       this.counters.decodeErrors++;
-      await this.deadLetter(input, undefined, delivery.bytes, 'decode-failed', error, 0);
-      delivery.ack();
-      return;
+      return this.giveUp(input, undefined, delivery.bytes, 'decode-failed', error, 0, delivery);
     }
     let body: unknown;
     try {
       body = codec.decode(envelope.body);
-      if (body instanceof Promise) body = await body;
     } catch (error) {
-      const reason = isEdgeKitError(error, 'validation-failed') ? 'validation-failed' : 'decode-failed';
-      if (reason === 'decode-failed') this.counters.decodeErrors++;
-      await this.deadLetter(input, envelope.header, envelope.body, reason, error, 0);
-      delivery.ack();
-      return;
+      return this.undecodable(input, envelope, error, delivery);
     }
-    let message = new Inbound<never>(body as never, input, envelope.header, 1, delivery.redelivered);
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
-      if (attempt > 1) message = message.withAttempt(attempt);
+    if (body instanceof Promise) {
+      return body.then(
+        (value) =>
+          this.deliverSlow(
+            input,
+            envelope,
+            new Inbound<never>(value as never, input, envelope.header, 1, delivery.redelivered),
+            handler,
+            delivery,
+          ),
+        (error: unknown) => this.undecodable(input, envelope, error, delivery),
+      );
+    }
+    const message = new Inbound<never>(body as never, input, envelope.header, 1, delivery.redelivered);
+    let result: void | Promise<void>;
+    try {
+      result = handler(message);
+    } catch (error) {
+      this.counters.handlerErrors++;
+      return this.deliverSlow(input, envelope, message, handler, delivery, error);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        () => {
+          this.counters.processed++;
+          delivery.ack();
+        },
+        (error: unknown) => {
+          this.counters.handlerErrors++;
+          return this.deliverSlow(input, envelope, message, handler, delivery, error);
+        },
+      );
+    }
+    this.counters.processed++;
+    delivery.ack();
+    return undefined;
+  }
+
+  private undecodable(input: string, envelope: Envelope, error: unknown, delivery: Delivery): Promise<void> {
+    const reason = isEdgeKitError(error, 'validation-failed') ? 'validation-failed' : 'decode-failed';
+    if (reason === 'decode-failed') this.counters.decodeErrors++;
+    return this.giveUp(input, envelope.header, envelope.body, reason, error, 0, delivery);
+  }
+
+  /** Runs the handler's remaining attempts (after `failure` on the previous one, if given), then dead-letters. */
+  private async deliverSlow(
+    input: string,
+    envelope: Envelope,
+    first: Inbound<never>,
+    handler: InputHandler<never>,
+    delivery: Delivery,
+    failure?: unknown,
+  ): Promise<void> {
+    let attempt = first.attempt;
+    let lastError = failure;
+    if (failure !== undefined) attempt++;
+    for (; attempt <= this.opts.maxAttempts; attempt++) {
+      if (lastError !== undefined && this.opts.retryDelayInMs > 0) await sleep(this.clock, this.opts.retryDelayInMs);
       try {
-        const result = handler(message);
-        if (result instanceof Promise) await result;
+        await handler(attempt === first.attempt ? first : first.withAttempt(attempt));
         this.counters.processed++;
         delivery.ack();
         return;
       } catch (error) {
         this.counters.handlerErrors++;
         lastError = error;
-        if (attempt < this.opts.maxAttempts && this.opts.retryDelayInMs > 0)
-          await sleep(this.clock, this.opts.retryDelayInMs);
       }
     }
-    await this.deadLetter(input, envelope.header, envelope.body, 'handler-failed', lastError, this.opts.maxAttempts);
+    await this.giveUp(
+      input,
+      envelope.header,
+      envelope.body,
+      'handler-failed',
+      lastError,
+      this.opts.maxAttempts,
+      delivery,
+    );
+  }
+
+  private async giveUp(
+    input: string,
+    header: EnvelopeHeader | undefined,
+    body: Uint8Array,
+    reason: 'handler-failed' | 'decode-failed' | 'validation-failed',
+    error: unknown,
+    attempts: number,
+    delivery: Delivery,
+  ): Promise<void> {
+    await this.deadLetter(input, header, body, reason, error, attempts);
     delivery.ack();
   }
 

@@ -209,6 +209,16 @@ export function envelopeEncoder(
 /** The shared empty property map; `envelopeEncoder` skips property work for it. */
 export const NO_PROPERTIES = EMPTY;
 
+/**
+ * Strict UTF-8 text of `buf[start, end)`. Decoding replaces invalid bytes with U+FFFD, so only a result that
+ * contains U+FFFD needs the (slower) validity check.
+ */
+function text(buf: Buffer, start: number, end: number): string {
+  const value = buf.toString('utf8', start, end);
+  if (value.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) throw malformed('a text field is not UTF-8');
+  return value;
+}
+
 function malformed(why: string, cause?: unknown): EdgeKitError {
   return new EdgeKitError('decode-failed', `malformed envelope: ${why}`, cause === undefined ? {} : { cause });
 }
@@ -248,41 +258,40 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
       createdAt = buf.readDoubleBE(start);
       continue;
     }
-    if (tag > Tag.DeadLetter) continue; // a field of a later version: skip it // a field of a later version: skip it
-    if (!isUtf8(buf.subarray(start, end))) throw malformed(`field ${tag} is not UTF-8`);
+    if (tag > Tag.DeadLetter) continue; // a field of a later version: skip it
     switch (tag) {
       case Tag.MessageId:
-        messageId = buf.toString('utf8', start, end);
+        messageId = text(buf, start, end);
         break;
       case Tag.CorrelationId:
-        correlationId = buf.toString('utf8', start, end);
+        correlationId = text(buf, start, end);
         break;
       case Tag.ContentType:
-        contentType = buf.toString('utf8', start, end);
+        contentType = text(buf, start, end);
         break;
       case Tag.ContentEncoding:
-        contentEncoding = buf.toString('utf8', start, end);
+        contentEncoding = text(buf, start, end);
         break;
       case Tag.SourceDeviceId:
-        sourceDeviceId = buf.toString('utf8', start, end);
+        sourceDeviceId = text(buf, start, end);
         break;
       case Tag.SourceModuleId:
-        sourceModuleId = buf.toString('utf8', start, end);
+        sourceModuleId = text(buf, start, end);
         break;
       case Tag.SourceOutput:
-        sourceOutput = buf.toString('utf8', start, end);
+        sourceOutput = text(buf, start, end);
         break;
       case Tag.Property: {
         if (end - start < 2) throw malformed('property field too short');
         const nameEnd = start + 2 + buf.readUInt16BE(start);
         if (nameEnd > end) throw malformed('property name runs past its field');
         properties ??= {};
-        properties[buf.toString('utf8', start + 2, nameEnd)] = buf.toString('utf8', nameEnd, end);
+        properties[text(buf, start + 2, nameEnd)] = text(buf, nameEnd, end);
         break;
       }
       case Tag.DeadLetter:
         try {
-          deadLetter = JSON.parse(buf.toString('utf8', start, end)) as DeadLetterInfo;
+          deadLetter = JSON.parse(text(buf, start, end)) as DeadLetterInfo;
         } catch (error) {
           throw malformed('dead-letter field is not JSON', error);
         }

@@ -192,7 +192,7 @@ export class MemoryBroker {
 
   /** @internal */
   publish(address: string, bytes: Uint8Array, options: PublishOptions | undefined): void {
-    const copy = new Uint8Array(bytes);
+    const copy = Buffer.from(bytes);
     const ttl = options?.ttlInMs;
     const q = this.queue(address);
     const stored: Stored = {

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { type CliIo, main } from './index.js';
+
+function io(files: Record<string, string> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const streams: CliIo = {
+    stdout: { write: (s: string) => out.push(s) },
+    stderr: { write: (s: string) => err.push(s) },
+    readFile: (path) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+      return text;
+    },
+  };
+  return { streams, out: () => out.join(''), err: () => err.join('') };
+}
+
+describe('edgekit main', () => {
+  it('prints help with --help and exits 0', async () => {
+    const t = io();
+    expect(await main(['--help'], t.streams)).toBe(0);
+    expect(t.out()).toContain('Usage: edgekit <command>');
+    expect(t.out()).toContain('routes check');
+  });
+
+  it('prints help and exits 2 without a command', async () => {
+    const t = io();
+    expect(await main([], t.streams)).toBe(2);
+    expect(t.out()).toContain('Usage: edgekit');
+  });
+
+  it('exits 2 with a one-line reason on an unknown command', async () => {
+    const t = io();
+    expect(await main(['deploy'], t.streams)).toBe(2);
+    expect(t.err()).toMatch(/^edgekit: unknown command "deploy"\n/);
+    expect(await main(['routes', 'lint'], t.streams)).toBe(2);
+    expect(t.err()).toContain('unknown command "routes lint"');
+  });
+
+  it('lists the commands of a group', async () => {
+    const t = io();
+    expect(await main(['routes', '--help'], t.streams)).toBe(0);
+    expect(t.out()).toContain('check');
+    expect(await main(['routes'], t.streams)).toBe(2);
+  });
+
+  it('dispatches to a command', async () => {
+    const t = io({ 'r.json': JSON.stringify({ a: 'FROM /* INTO $upstream' }) });
+    expect(await main(['routes', 'check', 'r.json'], t.streams)).toBe(0);
+    expect(t.out()).toContain('r.json: 1 route, all valid');
+  });
+});
