@@ -754,29 +754,51 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   }
 
   messages(input: string, options: InputOptions = {}): AsyncIterableIterator<InboundMessage<never>> {
+    type Waiting = { msg: InboundMessage<never>; resolve: () => void; reject: (e: unknown) => void };
     let registration: Promise<Registration> | undefined;
-    let release: (() => void) | undefined;
-    const channel: Channel<InboundMessage<never>> = new Channel(() => {
-      release?.();
-      void registration?.then((r) => r.close());
-    });
+    let done = false;
+    /** The message the consumer holds: acknowledged when it asks for the next one or stops. */
+    let current: Waiting | undefined;
+    const waiting: Waiting[] = [];
+    let reader: ((result: IteratorResult<InboundMessage<never>>) => void) | undefined;
+    const handler = (msg: InboundMessage<never>) =>
+      new Promise<void>((resolve, reject) => {
+        if (done) return reject(new AbandonedDelivery());
+        const item = { msg, resolve, reject };
+        if (reader) {
+          const read = reader;
+          reader = undefined;
+          current = item;
+          read({ value: msg, done: false });
+        } else waiting.push(item);
+      });
     const iterator: AsyncIterableIterator<InboundMessage<never>> = {
       next: async () => {
-        release?.();
-        release = undefined;
-        registration ??= this.onInput(
-          input,
-          (msg) =>
-            new Promise<void>((resolve) => {
-              release = resolve;
-              channel.push(msg);
-            }),
-          options,
-        );
+        current?.resolve();
+        current = undefined;
+        if (done) return { value: undefined, done: true };
+        registration ??= this.onInput(input, handler, options);
         await registration;
-        return channel.next();
+        const next = waiting.shift();
+        if (next) {
+          current = next;
+          return { value: next.msg, done: false };
+        }
+        return new Promise((resolve) => {
+          reader = resolve;
+        });
       },
-      return: () => channel.return(),
+      return: async () => {
+        done = true;
+        current?.resolve();
+        current = undefined;
+        // Delivered but never handed out: left unacknowledged, so the broker redelivers them.
+        for (const w of waiting.splice(0)) w.reject(new AbandonedDelivery());
+        reader?.({ value: undefined, done: true });
+        reader = undefined;
+        await (await registration)?.close();
+        return { value: undefined, done: true };
+      },
       [Symbol.asyncIterator]: () => iterator,
     };
     return iterator;
@@ -835,6 +857,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
           delivery.ack();
         },
         (error: unknown) => {
+          if (error instanceof AbandonedDelivery) return; // stays unacknowledged: redelivered later
           this.counters.handlerErrors++;
           return this.deliverSlow(input, envelope, message, handler, delivery, error);
         },
@@ -871,6 +894,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         delivery.ack();
         return;
       } catch (error) {
+        if (error instanceof AbandonedDelivery) return;
         this.counters.handlerErrors++;
         lastError = error;
       }
@@ -1172,6 +1196,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     ) as Promise<MethodResult<never>>;
   }
 }
+
+/** A delivery the client stopped handling without finishing it (an input iterator ended): not acked, not retried. */
+class AbandonedDelivery extends Error {}
 
 interface InputBinding extends Binding {
   readonly input: string;
