@@ -7,6 +7,7 @@ export const entries = {
   'protobuf/index': 'src/codecs/protobuf.ts',
   'routing/index': 'src/routing/index.ts',
   'mqtt/index': 'src/transports/mqtt/index.ts',
+  'amqp/index': 'src/transports/amqp/index.ts',
 } as const;
 
 export default defineConfig([

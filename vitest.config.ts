@@ -16,13 +16,32 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
-    typecheck: {
-      enabled: true,
-      include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'],
-      tsconfig: './tsconfig.json',
-    },
     testTimeout: 20_000,
     hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
+          exclude: ['test/integration/amqp/**', '**/node_modules/**'],
+          typecheck: {
+            enabled: true,
+            include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'],
+            tsconfig: './tsconfig.json',
+          },
+        },
+      },
+      {
+        // One RabbitMQ for every AMQP suite (it takes seconds to boot); two suites restart it, so files run one at a time.
+        extends: true,
+        test: {
+          name: 'amqp',
+          include: ['test/integration/amqp/**/*.test.ts'],
+          globalSetup: ['test/integration/amqp/global-setup.ts'],
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });

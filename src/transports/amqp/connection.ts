@@ -1,0 +1,996 @@
+/**
+ * One edgekit transport connection on amqplib: an AMQP connection with a confirm channel for publishing, short-lived
+ * channels for declarations and retained reads, and one channel per consumer, watch and server. Every amqplib error
+ * is translated here; the core only ever sees `EdgeKitError`s.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
+import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../../errors.js';
+import type {
+  ConsumeOptions,
+  Delivery,
+  PublishOptions,
+  RequestHandler,
+  RequestOptions,
+  Subscription,
+  TransportConnection,
+  TransportConnectOptions,
+} from '../../transport.js';
+import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
+import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
+import {
+  AMQP_MAX_PRIORITY,
+  checkAddress,
+  DELETED_HEADER,
+  messageQueueArguments,
+  RETAINED_QUEUE_ARGUMENTS,
+  type Topology,
+  willQueueArguments,
+} from './topology.js';
+
+/** RabbitMQ's pseudo-queue for direct reply-to: replies go straight to the requesting channel, no queue involved. */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
+/**
+ * Waits between retained reads that found the key's queue empty: another reader holds its only message for the
+ * moment of a non-destructive read (get, then requeue), or a writer declared it and is about to publish.
+ */
+const EMPTY_READ_RETRY_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/** How long each step of a graceful close may take (outstanding confirms, channel closes, the will, the connection). */
+const CLOSE_CONFIRM_WAIT_MS = 5_000;
+
+/** How long connect waits for the broker to hand the freshly published will back to its holder. */
+const WILL_HOLD_TIMEOUT_MS = 5_000;
+
+const noop = () => undefined;
+
+/** Properties of every message and retained value: kept on disk, and returned if it reaches no queue. */
+const PERSISTENT_MANDATORY: Readonly<Options.Publish> = Object.freeze({ persistent: true, mandatory: true });
+
+/** A `Uint8Array` over a Buffer's bytes, without copying (a Buffer is a Uint8Array subclass; some equality checks differ). */
+function bytesOf(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function checkBytes(what: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array`);
+  return value;
+}
+
+function checkDuration(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isFinite(value) || value <= 0 || value > 2_147_483_647) {
+    throw new RangeError(`${name} must be a positive number of milliseconds (at most 2147483647), got ${value}`);
+  }
+  return value;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A channel used for one-off operations; reopened on next use after the broker closed it (e.g. a 404). */
+class ChannelSlot {
+  private current: Promise<Channel> | undefined;
+  /** The open channel, once there is one: lets hot paths skip a promise turn. */
+  ready: Channel | undefined;
+
+  constructor(private readonly open: () => Promise<Channel>) {}
+
+  get(): Promise<Channel> {
+    if (this.current === undefined) {
+      const opening = this.open().then((channel) => {
+        channel.on('error', noop);
+        channel.on('close', () => {
+          if (this.current === opening) this.current = undefined;
+          if (this.ready === channel) this.ready = undefined;
+        });
+        this.ready = channel;
+        return channel;
+      });
+      opening.catch(() => {
+        if (this.current === opening) this.current = undefined;
+      });
+      this.current = opening;
+    }
+    return this.current;
+  }
+}
+
+/**
+ * A subscription owning one channel. Closing it cancels the consumer at once (no new deliveries); deliveries already
+ * handed out may still be acknowledged, and the channel closes when the last of them is — those never acknowledged
+ * go back to the queue when the connection ends.
+ */
+class ChannelSubscription implements Subscription {
+  /** No more deliveries are handed out, and the channel's end is expected. */
+  stopped = false;
+  consumerTag: string | undefined;
+  private outstanding = 0;
+  private closing: Promise<void> | undefined;
+  private channelClosing: Promise<void> | undefined;
+
+  constructor(readonly channel: Channel) {}
+
+  /** Counts a message handed out; returns the function that settles it once (later calls do nothing). */
+  handOut(message: Message, settle: (message: Message) => void): () => void {
+    this.outstanding++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.outstanding--;
+      settle(message);
+      if (this.closing !== undefined && this.outstanding === 0) void this.closeChannel();
+    };
+  }
+
+  /** Closes the channel once; resolves when the broker confirmed it (so every earlier ack on it is settled). */
+  closeChannel(): Promise<void> {
+    this.channelClosing ??= this.channel.close().catch(noop);
+    return this.channelClosing;
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.stopped = true;
+      this.closing = (async () => {
+        if (this.consumerTag !== undefined) await this.channel.cancel(this.consumerTag).catch(noop);
+        if (this.outstanding === 0) await this.closeChannel();
+      })();
+    }
+    return this.closing;
+  }
+}
+
+interface PendingRequest {
+  readonly address: string;
+  resolve(bytes: Uint8Array): void;
+  reject(error: Error): void;
+}
+
+interface RetainedRead {
+  readonly id: string | undefined;
+  readonly value: Uint8Array | undefined;
+}
+
+function decodeRetained(message: Message): RetainedRead {
+  const id = typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined;
+  const deleted = message.properties.headers?.[DELETED_HEADER] === true;
+  return { id, value: deleted ? undefined : bytesOf(message.content) };
+}
+
+type State = 'open' | 'closing' | 'closed' | 'lost';
+
+/** The {@link TransportConnection} on one AMQP connection. */
+export class AmqpConnection implements TransportConnection {
+  readonly closed: Promise<Error | undefined>;
+
+  private state: State = 'open';
+  private lostError: EdgeKitError | undefined;
+  private resolveClosed!: (value: Error | undefined) => void;
+  private closing: Promise<void> | undefined;
+
+  /** Rejecters of every operation in flight, so a lost connection fails them at once. */
+  private readonly pending = new Set<(error: Error) => void>();
+  private readonly requests = new Map<string, PendingRequest>();
+  private readonly subscriptions = new Set<ChannelSubscription>();
+  /** Queues declared (and bound) on this connection: each is declared once per connection. */
+  private readonly declared = new Map<string, Promise<void>>();
+  /** Queues declared on this connection and not since found missing: publish skips the declaration for these. */
+  private readonly ready = new Set<string>();
+  /** Routing keys the broker returned as unroutable since their queue was last declared. */
+  private readonly unroutable = new Set<string>();
+  /** Checked message addresses and their queue names (the hot path of publish). */
+  private readonly messageQueues = new Map<string, string>();
+  private readonly topologySlot: ChannelSlot;
+  private readonly probeSlot: ChannelSlot;
+  private readonly replySlot: ChannelSlot;
+  private probeTail: Promise<unknown> = Promise.resolve();
+  private requestChannel: Promise<Channel> | undefined;
+  private will: { channel: Channel; queue: string; message: ConsumeMessage } | undefined;
+  private lastConnectionError: Error | undefined;
+  /** Correlation ids: this connection's random prefix and a counter (unique, and cheaper than a UUID each). */
+  private readonly idPrefix = `${randomUUID()}-`;
+  private requestCount = 0;
+  private requestChannelReady: Channel | undefined;
+
+  private constructor(
+    private readonly model: ChannelModel,
+    private readonly confirm: ConfirmChannel,
+    private readonly names: Topology,
+    private readonly options: ResolvedAmqpOptions,
+  ) {
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    this.topologySlot = new ChannelSlot(() => model.createChannel());
+    this.probeSlot = new ChannelSlot(() => model.createChannel());
+    this.replySlot = new ChannelSlot(() => model.createChannel());
+    model.on('error', (error: Error) => {
+      this.lastConnectionError = error;
+    });
+    model.on('close', (error?: Error) => {
+      this.lose(error ?? this.lastConnectionError ?? new Error('the broker closed the connection'));
+    });
+    confirm.on('error', (error: Error) => {
+      this.lastConnectionError = error;
+    });
+    confirm.on('close', () => this.lose(this.lastConnectionError ?? new Error('the publishing channel closed')));
+    // The broker returns an unroutable mandatory message before it confirms it: the confirm callback then knows.
+    confirm.on('return', (message: Message) => this.unroutable.add(message.fields.routingKey));
+  }
+
+  /** Opens the channels, declares the exchanges and arms the will; closes the connection if any step fails. */
+  static async open(
+    model: ChannelModel,
+    options: ResolvedAmqpOptions,
+    connectOptions: TransportConnectOptions,
+  ): Promise<AmqpConnection> {
+    const confirm = await model.createConfirmChannel();
+    const connection = new AmqpConnection(model, confirm, options.names, options);
+    try {
+      const channel = await connection.topologySlot.get();
+      await channel.assertExchange(options.names.retainedExchange, 'topic', { durable: true });
+      if (connectOptions.will !== undefined) await connection.armWill(connectOptions.clientId, connectOptions.will);
+    } catch (error) {
+      connection.state = 'closed';
+      await model.close().catch(noop);
+      throw error;
+    }
+    return connection;
+  }
+
+  // ---- lifecycle ----
+
+  private endedError(): EdgeKitError {
+    if (this.state === 'lost' && this.lostError !== undefined) return this.lostError;
+    return new EdgeKitError('closed', 'the AMQP connection is closed');
+  }
+
+  /** The connection or a channel it cannot do without ended unexpectedly: fail everything, once. */
+  private lose(cause: unknown): void {
+    if (this.state !== 'open') return;
+    this.state = 'lost';
+    const error = new EdgeKitError('connection-lost', `the connection to RabbitMQ was lost: ${messageOf(cause)}`, {
+      cause,
+      details: replyCodeOf(cause) === undefined ? {} : { amqpReplyCode: replyCodeOf(cause) },
+    });
+    this.lostError = error;
+    this.failPending(error);
+    for (const subscription of this.subscriptions) subscription.stopped = true;
+    this.resolveClosed(error);
+    this.model.close().catch(noop);
+  }
+
+  private failPending(error: Error): void {
+    for (const request of [...this.requests.values()]) request.reject(error);
+    for (const reject of [...this.pending]) reject(error);
+    this.pending.clear();
+  }
+
+  /** Runs an operation so it rejects with the connection's end cause if the connection ends meanwhile. */
+  private run<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    if (this.state !== 'open') return Promise.reject(this.endedError());
+    return new Promise<T>((resolve, reject) => {
+      const fail = (error: Error) => reject(error);
+      this.pending.add(fail);
+      operation().then(
+        (value) => {
+          this.pending.delete(fail);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.pending.delete(fail);
+          reject(
+            this.state === 'open'
+              ? translateOperationError(error, what, undefined)
+              : translateEnded(error, this.endedError()),
+          );
+        },
+      );
+    });
+  }
+
+  /** A channel whose unexpected end means the connection can no longer keep its promises. */
+  private guard(channel: Channel, what: string, subscription?: ChannelSubscription): void {
+    let lastError: Error | undefined;
+    channel.on('error', (error: Error) => {
+      lastError = error;
+    });
+    channel.on('close', () => {
+      if (subscription?.stopped) return;
+      this.lose(lastError ?? new Error(`the ${what} channel closed`));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closing = (async () => {
+      if (this.state !== 'open') return;
+      this.state = 'closing';
+      const closedError = new EdgeKitError('closed', 'the AMQP connection was closed');
+      for (const request of [...this.requests.values()]) request.reject(closedError);
+      // Let publishes already sent get their confirms, so a send that raced close() is not reported as failed.
+      await withTimeout(this.confirm.waitForConfirms().catch(noop), CLOSE_CONFIRM_WAIT_MS);
+      this.failPending(closedError);
+      // Close the consumer channels first: a channel's close follows its acks on the wire, so every ack the core
+      // gave is settled before the connection goes (amqplib may write a connection close ahead of other channels).
+      for (const subscription of this.subscriptions) subscription.stopped = true;
+      // Each step is bounded: a broker that stopped answering must not keep close() pending (heartbeats end it).
+      await withTimeout(Promise.all([...this.subscriptions].map((s) => s.closeChannel())), CLOSE_CONFIRM_WAIT_MS);
+      await withTimeout(this.disarmWill().catch(noop), CLOSE_CONFIRM_WAIT_MS);
+      await withTimeout(this.model.close().catch(noop), CLOSE_CONFIRM_WAIT_MS);
+      this.state = 'closed';
+      this.resolveClosed(undefined);
+    })();
+    return this.closing;
+  }
+
+  // ---- declarations ----
+
+  private declareOnce(queue: string, declare: () => Promise<void>): Promise<void> {
+    let declaring = this.declared.get(queue);
+    if (declaring === undefined) {
+      declaring = declare().then(() => {
+        this.ready.add(queue);
+        this.unroutable.delete(queue);
+      });
+      this.declared.set(queue, declaring);
+      declaring.catch(() => {
+        if (this.declared.get(queue) === declaring) this.declared.delete(queue);
+      });
+    }
+    return declaring;
+  }
+
+  private async declareMessageQueue(channel: Channel, queue: string): Promise<void> {
+    await channel.assertQueue(queue, { durable: true, arguments: messageQueueArguments(this.options.priorities) });
+  }
+
+  private async declareRetainedQueue(channel: Channel, queue: string): Promise<void> {
+    await channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } });
+    await channel.bindQueue(queue, this.names.retainedExchange, queue);
+  }
+
+  private ensureMessageQueue(queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => this.declareMessageQueue(await this.topologySlot.get(), queue));
+  }
+
+  private ensureRetainedQueue(queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => this.declareRetainedQueue(await this.topologySlot.get(), queue));
+  }
+
+  // ---- publishing ----
+
+  /** Publishes on the confirm channel; resolves on the broker's ack, telling whether the message was unroutable. */
+  private publishConfirmed(
+    exchange: string,
+    routingKey: string,
+    bytes: Uint8Array,
+    properties: Options.Publish,
+  ): Promise<'routed' | 'returned'> {
+    return new Promise((resolve, reject) => {
+      this.confirm.publish(exchange, routingKey, bufferOf(bytes), properties, (error: unknown) => {
+        if (error === null || error === undefined) resolve(this.unroutable.has(routingKey) ? 'returned' : 'routed');
+        else if (this.state === 'open' && /nack/i.test(messageOf(error))) {
+          reject(
+            new EdgeKitError(
+              'transport-error',
+              'RabbitMQ refused the message (basic.nack): it may be short of disk or memory',
+              {
+                cause: error,
+              },
+            ),
+          );
+        } else reject(error);
+      });
+    });
+  }
+
+  /**
+   * Publishes to a queue declared on first use. If the broker returns the message as unroutable (the queue was
+   * deleted since), declares the queue again and publishes once more.
+   */
+  private async publishToQueue(
+    queue: string,
+    ensure: (queue: string) => Promise<void>,
+    exchange: string,
+    bytes: Uint8Array,
+    properties: Options.Publish,
+  ): Promise<void> {
+    if (!this.ready.has(queue)) await ensure(queue);
+    if ((await this.publishConfirmed(exchange, queue, bytes, properties)) === 'routed') return;
+    this.ready.delete(queue);
+    this.declared.delete(queue);
+    await ensure(queue);
+    if ((await this.publishConfirmed(exchange, queue, bytes, properties)) === 'routed') return;
+    throw new EdgeKitError('not-found', `RabbitMQ routed the message to no queue (expected ${queue})`);
+  }
+
+  /** The queue of a message address, checking the address the first time it is seen. */
+  private messageQueueOf(address: string): string {
+    let queue = this.messageQueues.get(address);
+    if (queue === undefined) {
+      checkAddress('address', address);
+      queue = this.names.messageQueue(address);
+      if (this.messageQueues.size >= 10_000) this.messageQueues.clear();
+      this.messageQueues.set(address, queue);
+    }
+    return queue;
+  }
+
+  publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
+    const queue = this.messageQueueOf(address);
+    checkBytes('bytes', bytes);
+    let properties: Options.Publish = PERSISTENT_MANDATORY;
+    if (options?.ttlInMs !== undefined || options?.priority !== undefined) {
+      properties = { ...PERSISTENT_MANDATORY };
+      const { ttlInMs: ttl, priority } = options;
+      if (ttl !== undefined) {
+        if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+          throw new RangeError(`ttlInMs must be a non-negative number of milliseconds, got ${String(ttl)}`);
+        }
+        properties.expiration = String(Math.ceil(ttl));
+      }
+      if (priority !== undefined) {
+        if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
+          throw new RangeError(`priority must be an integer from 0 (highest) to 9, got ${String(priority)}`);
+        }
+        // edgekit: 0 is most urgent; AMQP: the larger the more urgent.
+        if (this.options.priorities) properties.priority = AMQP_MAX_PRIORITY - priority;
+      }
+    }
+    if (this.state !== 'open') return Promise.reject(this.endedError());
+    // Not through run(): amqplib fails every unconfirmed publish when its channel ends, so nothing is left pending.
+    return this.publishToQueue(
+      queue,
+      (q) => this.ensureMessageQueue(q),
+      // The default exchange: the cheapest route to one queue (a topic exchange cost ~15 % of broker throughput).
+      '',
+      bytes,
+      properties,
+    ).catch((error: unknown) => {
+      throw this.state === 'open'
+        ? translateOperationError(error, `publish to ${address}`)
+        : translateEnded(error, this.endedError());
+    });
+  }
+
+  // ---- consuming ----
+
+  consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
+    checkAddress('address', address);
+    const prefetch = options?.prefetch;
+    if (typeof prefetch !== 'number' || !Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
+      throw new RangeError(`prefetch must be an integer from 1 to 65535, got ${String(prefetch)}`);
+    }
+    if (typeof onDelivery !== 'function') throw new TypeError('onDelivery must be a function');
+    const queue = this.names.messageQueue(address);
+    return this.run(`consume ${address}`, async () => {
+      const channel = await this.model.createChannel();
+      channel.on('error', noop);
+      const subscription = new ChannelSubscription(channel);
+      try {
+        await channel.prefetch(prefetch);
+        await this.declareMessageQueue(channel, queue);
+        this.declared.set(queue, Promise.resolve());
+        this.ready.add(queue);
+        const ack = (message: Message) => {
+          // After the connection ended the broker requeues the message by itself; nothing to tell it.
+          if (this.state !== 'open') return;
+          try {
+            channel.ack(message);
+          } catch {
+            // the channel closed under us: same as above
+          }
+        };
+        const { consumerTag } = await channel.consume(
+          queue,
+          (message) => {
+            if (message === null) {
+              if (!subscription.stopped)
+                this.lose(new Error(`RabbitMQ cancelled the consumer of ${queue} (queue deleted?)`));
+              return;
+            }
+            if (subscription.stopped) {
+              // Sent before the broker saw our cancel: give it straight back.
+              if (this.state === 'open') channel.nack(message, false, true);
+              return;
+            }
+            const delivery: Delivery = {
+              bytes: bytesOf(message.content),
+              redelivered: message.fields.redelivered,
+              ack: subscription.handOut(message, ack),
+            };
+            try {
+              onDelivery(delivery);
+            } catch {
+              // The core's callback must not throw; if it does, the message stays unacknowledged and is redelivered.
+            }
+          },
+          { noAck: false },
+        );
+        subscription.consumerTag = consumerTag;
+      } catch (error) {
+        subscription.stopped = true;
+        await channel.close().catch(noop);
+        throw error;
+      }
+      this.subscriptions.add(subscription);
+      channel.on('close', () => this.subscriptions.delete(subscription));
+      this.guard(channel, `consumer of ${address}`, subscription);
+      return subscription;
+    });
+  }
+
+  // ---- retained values ----
+
+  setRetained(key: string, value: Uint8Array | null): Promise<void> {
+    checkAddress('key', key);
+    if (value !== null) checkBytes('value', value);
+    const queue = this.names.retainedQueue(key);
+    const properties: Options.Publish = {
+      ...PERSISTENT_MANDATORY,
+      messageId: randomUUID(),
+      ...(value === null ? { headers: { [DELETED_HEADER]: true } } : {}),
+    };
+    return this.run(`set retained ${key}`, () =>
+      this.publishToQueue(
+        queue,
+        (q) => this.ensureRetainedQueue(q),
+        this.names.retainedExchange,
+        value ?? new Uint8Array(0),
+        properties,
+      ),
+    );
+  }
+
+  getRetained(key: string): Promise<Uint8Array | undefined> {
+    checkAddress('key', key);
+    return this.run(`get retained ${key}`, async () => (await this.readRetained(key))?.value);
+  }
+
+  /** Runs retained reads one at a time on this connection: a read that hits a missing queue closes the probe channel. */
+  private serializeProbe<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.probeTail.then(operation, operation);
+    this.probeTail = result.catch(noop);
+    return result;
+  }
+
+  /**
+   * Reads a key's last-value queue without consuming it: gets its message (and any that a requeue race left behind),
+   * then returns them all to the queue. `undefined` when the key was never set.
+   */
+  private readRetained(key: string): Promise<RetainedRead | undefined> {
+    const queue = this.names.retainedQueue(key);
+    return this.serializeProbe(async () => {
+      for (let attempt = 0; ; attempt++) {
+        const channel = await this.probeSlot.get();
+        let first: GetMessage | false;
+        try {
+          first = await channel.get(queue, { noAck: false });
+        } catch (error) {
+          if (replyCodeOf(error) === AmqpReplyCode.notFound) return undefined;
+          throw error;
+        }
+        if (first !== false) {
+          let latest: GetMessage = first;
+          while (latest.fields.messageCount > 0) {
+            const next = await channel.get(queue, { noAck: false });
+            if (next === false) break;
+            latest = next;
+          }
+          channel.nack(latest, true, true);
+          return decodeRetained(latest);
+        }
+        const wait = EMPTY_READ_RETRY_DELAYS_MS[attempt];
+        if (wait === undefined) return undefined;
+        await delay(wait);
+      }
+    });
+  }
+
+  watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
+    checkAddress('key', key);
+    if (typeof onValue !== 'function') throw new TypeError('onValue must be a function');
+    const routingKey = this.names.retainedQueue(key);
+    return this.run(`watch retained ${key}`, async () => {
+      const channel = await this.model.createChannel();
+      channel.on('error', noop);
+      const subscription = new ChannelSubscription(channel);
+      // Changes that arrive while the current value is read wait here, then are reconciled with it.
+      let early: Message[] | undefined = [];
+      let lastId: string | undefined;
+      const emit = (read: RetainedRead) => {
+        if (subscription.stopped) return;
+        if (read.id !== undefined && read.id === lastId) return;
+        lastId = read.id;
+        try {
+          onValue(read.value);
+        } catch {
+          // the core's callback must not throw
+        }
+      };
+      try {
+        const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+        await channel.bindQueue(queue, this.names.retainedExchange, routingKey);
+        await channel.consume(
+          queue,
+          (message) => {
+            if (message === null) {
+              if (!subscription.stopped) this.lose(new Error(`RabbitMQ cancelled the watch of ${key}`));
+              return;
+            }
+            if (early !== undefined) early.push(message);
+            else emit(decodeRetained(message));
+          },
+          { noAck: true, exclusive: true },
+        );
+        const current = await this.readRetained(key);
+        emit(current ?? { id: undefined, value: undefined });
+        // A change seen by both the read and the watch queue is delivered once: skip up to the value read.
+        const changes: Message[] = early;
+        early = undefined;
+        const seen = current?.id === undefined ? -1 : changes.findIndex((m) => m.properties.messageId === current.id);
+        for (const message of changes.slice(seen + 1)) emit(decodeRetained(message));
+      } catch (error) {
+        subscription.stopped = true;
+        await channel.close().catch(noop);
+        throw error;
+      }
+      this.subscriptions.add(subscription);
+      channel.on('close', () => this.subscriptions.delete(subscription));
+      this.guard(channel, `watch of ${key}`, subscription);
+      return subscription;
+    });
+  }
+
+  // ---- last will ----
+
+  /**
+   * Arms the will: the will message sits in this connection's durable will queue, delivered to (and held unacked by)
+   * this connection. If the connection dies, RabbitMQ requeues it; it has already expired (`expiration: 0`), so it is
+   * dead-lettered at once to the retained exchange under the will key — the broker itself writes the will.
+   */
+  private async armWill(clientId: string, will: NonNullable<TransportConnectOptions['will']>): Promise<void> {
+    const retainedQueue = this.names.retainedQueue(will.key);
+    // The dead-lettered will must find the key's last-value queue.
+    await this.ensureRetainedQueue(retainedQueue);
+    const queue = this.names.willQueue(clientId);
+    const args = willQueueArguments(this.names, will.key);
+    let channel = await this.model.createChannel();
+    channel.on('error', noop);
+    try {
+      await channel.assertQueue(queue, { durable: true, arguments: args });
+    } catch (error) {
+      if (replyCodeOf(error) !== AmqpReplyCode.preconditionFailed) throw error;
+      // The same client id had a will for another key: its queue has other arguments. Replace it.
+      channel = await this.model.createChannel();
+      channel.on('error', noop);
+      await channel.deleteQueue(queue);
+      await channel.assertQueue(queue, { durable: true, arguments: args });
+    }
+    const willId = randomUUID();
+    let resolveHeld: (message: ConsumeMessage) => void = noop;
+    const held = new Promise<ConsumeMessage>((resolve) => {
+      resolveHeld = resolve;
+    });
+    try {
+      await channel.consume(
+        queue,
+        (message) => {
+          if (message === null) {
+            if (this.will !== undefined) this.lose(new Error(`RabbitMQ cancelled the will holder of ${queue}`));
+            return;
+          }
+          if (message.properties.messageId === willId) resolveHeld(message);
+          else channel.ack(message); // a will of an earlier connection that never expired: obsolete now
+        },
+        { exclusive: true, noAck: false },
+      );
+    } catch (error) {
+      if (replyCodeOf(error) === AmqpReplyCode.accessRefused) {
+        throw new EdgeKitError(
+          'connection-failed',
+          `client id ${JSON.stringify(clientId)} is in use by another live connection (its will queue ${queue} has an ` +
+            'exclusive consumer); if that connection died silently, RabbitMQ notices after about two heartbeats',
+          { cause: error, details: { reason: 'client-id-in-use' } },
+        );
+      }
+      throw error;
+    }
+    await this.publishConfirmed('', queue, will.value, { ...PERSISTENT_MANDATORY, expiration: '0', messageId: willId });
+    const message = await withTimeout(held, WILL_HOLD_TIMEOUT_MS);
+    if (message === 'timed out') {
+      throw new EdgeKitError('transport-error', `RabbitMQ did not hand the will back to its holder (${queue})`);
+    }
+    this.will = { channel, queue, message };
+    this.guard(channel, 'will');
+  }
+
+  /** Graceful close: drop the will (acknowledge it, delete the queue) so it never fires. */
+  private async disarmWill(): Promise<void> {
+    const will = this.will;
+    if (will === undefined) return;
+    this.will = undefined;
+    will.channel.ack(will.message);
+    // Same channel, so the broker handles the ack first; deleting an empty queue loses nothing.
+    await will.channel.deleteQueue(will.queue);
+  }
+
+  // ---- request / reply ----
+
+  /** The channel requests are published on: it consumes direct reply-to and hears unroutable (returned) requests. */
+  private replyChannel(): Promise<Channel> {
+    if (this.requestChannel === undefined) {
+      const opening = (async () => {
+        const channel = await this.model.createChannel();
+        channel.on('error', noop);
+        channel.on('return', (message: Message) => {
+          const request = this.requests.get(String(message.properties.correlationId));
+          request?.reject(
+            new EdgeKitError('not-found', `nobody serves ${request.address}`, {
+              details: { address: request.address },
+            }),
+          );
+        });
+        await channel.consume(
+          DIRECT_REPLY_TO,
+          (message) => {
+            if (message === null) {
+              this.lose(new Error('RabbitMQ cancelled the direct reply-to consumer'));
+              return;
+            }
+            this.requests.get(String(message.properties.correlationId))?.resolve(bytesOf(message.content));
+          },
+          { noAck: true },
+        );
+        this.guard(channel, 'reply');
+        this.requestChannelReady = channel;
+        return channel;
+      })();
+      opening.catch(() => {
+        if (this.requestChannel === opening) this.requestChannel = undefined;
+      });
+      this.requestChannel = opening;
+    }
+    return this.requestChannel;
+  }
+
+  request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+    checkAddress('address', address);
+    checkBytes('bytes', bytes);
+    const timeoutInMs = checkDuration('timeoutInMs', options?.timeoutInMs);
+    const signal = options.abortSignal;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const queue = this.names.requestQueue(address);
+    return this.run(
+      `request to ${address}`,
+      () =>
+        new Promise<Uint8Array>((resolve, reject) => {
+          // The budget starts now, also covering the first request's reply-channel set-up.
+          const correlationId = `${this.idPrefix}${++this.requestCount}`;
+          let settled = false;
+          const finish = () => {
+            settled = true;
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            this.requests.delete(correlationId);
+          };
+          const timer = setTimeout(() => {
+            finish();
+            reject(
+              new EdgeKitError('timeout', `no reply from ${address} within ${timeoutInMs} ms`, {
+                details: { address, timeoutInMs },
+              }),
+            );
+          }, timeoutInMs);
+          const onAbort = () => {
+            finish();
+            reject(abortError(signal as AbortSignal));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          this.requests.set(correlationId, {
+            address,
+            resolve: (reply) => {
+              finish();
+              resolve(reply);
+            },
+            reject: (error) => {
+              finish();
+              reject(error);
+            },
+          });
+          const send = (channel: Channel) => {
+            try {
+              channel.publish('', queue, bufferOf(bytes), {
+                correlationId,
+                replyTo: DIRECT_REPLY_TO,
+                // The broker drops a request nobody took in time: a late server never runs it.
+                expiration: String(Math.ceil(timeoutInMs)),
+                mandatory: true,
+                persistent: false,
+              });
+            } catch (error) {
+              finish();
+              reject(error);
+            }
+          };
+          if (this.requestChannelReady !== undefined) {
+            send(this.requestChannelReady);
+            return;
+          }
+          this.replyChannel().then(
+            (channel) => {
+              if (!settled) send(channel);
+            },
+            (error: unknown) => {
+              if (settled) return;
+              finish();
+              reject(error);
+            },
+          );
+        }),
+    );
+  }
+
+  serve(address: string, handler: RequestHandler): Promise<Subscription> {
+    checkAddress('address', address);
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    const queue = this.names.requestQueue(address);
+    return this.run(`serve ${address}`, async () => {
+      const channel = await this.model.createChannel();
+      channel.on('error', noop);
+      const subscription = new ChannelSubscription(channel);
+      const ack = (message: Message) => {
+        if (this.state !== 'open') return;
+        try {
+          channel.ack(message);
+        } catch {
+          // channel gone: nothing to settle
+        }
+      };
+      try {
+        await channel.prefetch(this.options.prefetch);
+        // Exists only while served: with nobody serving, a request is unroutable and fails fast as `not-found`.
+        await channel.assertQueue(queue, { durable: false, autoDelete: true });
+        const { consumerTag } = await channel.consume(
+          queue,
+          (message) => {
+            if (message === null) {
+              if (!subscription.stopped) this.lose(new Error(`RabbitMQ cancelled the server of ${address}`));
+              return;
+            }
+            if (subscription.stopped) {
+              if (this.state === 'open') channel.nack(message, false, true);
+              return;
+            }
+            const settle = subscription.handOut(message, ack);
+            const { replyTo, correlationId } = message.properties;
+            // At most once: a request whose first server died mid-way is not run again (its caller times out).
+            if (message.fields.redelivered || typeof replyTo !== 'string') {
+              settle();
+              return;
+            }
+            let reply: Promise<Uint8Array>;
+            try {
+              reply = Promise.resolve(handler(bytesOf(message.content)));
+            } catch (error) {
+              reply = Promise.reject(error);
+            }
+            reply
+              .then(async (bytes) => {
+                if (!(bytes instanceof Uint8Array) || this.state !== 'open') return;
+                const replies = this.replySlot.ready ?? (await this.replySlot.get());
+                replies.publish('', replyTo, bufferOf(bytes), { correlationId, persistent: false });
+              })
+              .catch(noop) // no reply: the caller times out, as with a server that died
+              .finally(settle);
+          },
+          { noAck: false },
+        );
+        subscription.consumerTag = consumerTag;
+      } catch (error) {
+        subscription.stopped = true;
+        await channel.close().catch(noop);
+        throw error;
+      }
+      this.subscriptions.add(subscription);
+      channel.on('close', () => this.subscriptions.delete(subscription));
+      this.guard(channel, `server of ${address}`, subscription);
+      return subscription;
+    });
+  }
+}
+
+function translateEnded(error: unknown, ended: EdgeKitError): EdgeKitError {
+  // An operation that failed because the connection ended reports why it ended; one that failed on its own merits
+  // (a refused declaration that raced the end) keeps its own code.
+  if (isEdgeKitError(error) && error.code !== 'transport-error') return error;
+  return ended;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timed out'>((resolve) => {
+    timer = setTimeout(() => resolve('timed out'), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Connects to RabbitMQ within the time budget and returns the edgekit connection. An attempt that finishes after
+ * the deadline or the abort is closed at once.
+ */
+export async function connectAmqp(
+  lib: AmqplibModule,
+  options: ResolvedAmqpOptions,
+  connectOptions: TransportConnectOptions,
+): Promise<TransportConnection> {
+  if (typeof connectOptions !== 'object' || connectOptions === null)
+    throw new TypeError('connect options are required');
+  const { clientId, will, abortSignal } = connectOptions;
+  if (typeof clientId !== 'string' || clientId.length === 0) throw new TypeError('clientId must be a non-empty string');
+  if (will !== undefined) {
+    checkAddress('key', will.key);
+    checkBytes('will.value', will.value);
+  }
+  const timeoutInMs =
+    connectOptions.timeoutInMs === undefined
+      ? options.connectTimeoutInMs
+      : checkDuration('timeoutInMs', connectOptions.timeoutInMs);
+  if (abortSignal?.aborted) throw abortError(abortSignal);
+
+  const attempt = (async () => {
+    let model: ChannelModel;
+    try {
+      model = await lib.connect(options.connect, {
+        ...options.socket,
+        timeout: Math.ceil(timeoutInMs),
+        clientProperties: { connection_name: `edgekit ${clientId}` },
+      });
+    } catch (error) {
+      throw translateConnectError(error, options.target);
+    }
+    model.on('error', noop);
+    try {
+      return await AmqpConnection.open(model, options, connectOptions);
+    } catch (error) {
+      throw isEdgeKitError(error) ? error : translateOperationError(error, 'setting up the connection');
+    }
+  })();
+
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new EdgeKitError('timeout', `could not connect to RabbitMQ at ${options.target} within ${timeoutInMs} ms`, {
+            details: { timeoutInMs },
+          }),
+        ),
+      timeoutInMs,
+    );
+    if (abortSignal !== undefined) {
+      onAbort = () => reject(abortError(abortSignal));
+      abortSignal.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+  try {
+    return await Promise.race([attempt, deadline]);
+  } catch (error) {
+    // Whatever the attempt still produces is not wanted any more.
+    attempt.then((connection) => connection.close(), noop);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) abortSignal?.removeEventListener('abort', onAbort);
+  }
+}
