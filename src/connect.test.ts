@@ -67,6 +67,16 @@ describe('fromEnvironment', () => {
     expect(options.transports?.mqtt).toBe(mqtt);
   });
 
+  test('invalid identity values are listed with the rest, not thrown separately', async () => {
+    const error = await fromEnvironment(M, {
+      env: { IOTEDGE_DEVICEID: 'dev/1', IOTEDGE_MODULEID: 'm', EDGEKIT_REPLICA_ID: 'r 1', EDGEKIT_BROKER_URL: 'nope' },
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'invalid-configuration' });
+    expect((error as Error).message).toMatch(
+      /IOTEDGE_DEVICEID: device id "dev\/1" is not allowed[\s\S]*EDGEKIT_REPLICA_ID[\s\S]*EDGEKIT_BROKER_URL/,
+    );
+  });
+
   test('a URL that is not a URL is reported', async () => {
     await expect(
       fromEnvironment(M, { env: { IOTEDGE_DEVICEID: 'd', IOTEDGE_MODULEID: 'm', EDGEKIT_BROKER_URL: 'not a url' } }),

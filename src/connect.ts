@@ -7,6 +7,7 @@ import { type InternalConnectOptions, ModuleClientImpl } from './core/client.js'
 import type { ModuleContract } from './core/contract.js';
 import type { ConnectOptions, ModuleClient } from './core/types.js';
 import { EdgeKitError } from './errors.js';
+import { checkName } from './names.js';
 import type { Transport } from './transport.js';
 import { memory } from './transports/memory/index.js';
 
@@ -94,6 +95,19 @@ export async function fromEnvironment<C extends ModuleContract>(
   const moduleId = env.IOTEDGE_MODULEID;
   if (!deviceId) problems.push('IOTEDGE_DEVICEID is not set (the device id)');
   if (!moduleId) problems.push('IOTEDGE_MODULEID is not set (the module id)');
+  for (const [variable, kind] of [
+    ['IOTEDGE_DEVICEID', 'device id'],
+    ['IOTEDGE_MODULEID', 'module id'],
+    ['EDGEKIT_REPLICA_ID', 'replica id'],
+  ] as const) {
+    const value = env[variable];
+    if (!value) continue;
+    try {
+      checkName(kind, value);
+    } catch (error) {
+      problems.push(`${variable}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   const url = env.EDGEKIT_BROKER_URL ?? 'memory:';
   let transport: Transport | undefined;
   let scheme = '';

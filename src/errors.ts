@@ -23,6 +23,8 @@ export type EdgeKitErrorCode =
   | 'decode-failed'
   /** A body, desired document or method payload failed its schema. */
   | 'validation-failed'
+  /** An input handler kept throwing; the message was dead-lettered (reported through `onError`). */
+  | 'handler-failed'
   /** A route does not parse or compile; {@link EdgeKitError.details} names the position. */
   | 'invalid-route'
   /** A twin document breaks IoT Hub's limits (size, depth, property names). */

@@ -57,6 +57,12 @@ export interface Delivery {
    * message was dead-lettered. An unacknowledged delivery is redelivered after the connection is lost.
    */
   ack(): void;
+  /**
+   * Optional: gives the message back to the broker now, for redelivery to this or another consumer (AMQP nack with
+   * requeue). The core calls it for deliveries it will not handle (a handler closed before they started). Without
+   * it, such a message is redelivered after the connection ends.
+   */
+  release?(): void;
 }
 
 /** A registration that can be undone. */

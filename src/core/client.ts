@@ -83,14 +83,22 @@ export interface InternalConnectOptions extends ConnectOptions {
 interface Binding {
   attach(conn: TransportConnection): Promise<Subscription>;
   sub: Subscription | undefined;
+  /** The connection it is attached (or being attached) to; attaching twice to one connection is a no-op. */
+  conn: TransportConnection | undefined;
   /** Internal bindings (routes, desired, methods) are not user registrations. */
   readonly internal: boolean;
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === 'object' || typeof value === 'function') &&
+  value !== null &&
+  typeof (value as { then?: unknown }).then === 'function';
+
 interface Pending {
   readonly address: string;
   readonly bytes: Uint8Array;
-  readonly ttlInMs: number | undefined;
+  /** Clock time after which the message is not worth sending (its TTL runs from `send`, not from the reconnect). */
+  readonly expiresAt: number | undefined;
   readonly priority: number | undefined;
   resolve(): void;
   reject(error: unknown): void;
@@ -191,6 +199,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     redelivered: 0,
     reconnects: 0,
     offlineDropped: 0,
+    offlineExpired: 0,
   };
 
   private readonly outputCodecs = new Map<string, Codec<unknown>>();
@@ -264,17 +273,20 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.bindings.add({
       internal: true,
       sub: undefined,
+      conn: undefined,
       attach: (conn) => conn.watchRetained(addresses.routes(this.deviceId), (v) => this.onRouteTable(v)),
     });
     this.bindings.add({
       internal: true,
       sub: undefined,
+      conn: undefined,
       attach: (conn) =>
         conn.watchRetained(addresses.desired(this.deviceId, this.moduleId), (v) => this.onDesiredValue(v)),
     });
     this.bindings.add({
       internal: true,
       sub: undefined,
+      conn: undefined,
       attach: (conn) => conn.serve(addresses.methods(this.deviceId, this.moduleId), (req) => this.onMethodRequest(req)),
     });
   }
@@ -318,40 +330,88 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * Math.random())));
   }
 
-  /** Opens a connection and re-establishes everything on it. */
-  private async establish(timeoutInMs: number, signal?: AbortSignal): Promise<void> {
+  /** The connection attempt in progress, so close() can abort it and wait for it. */
+  private establishing: { promise: Promise<void>; abort: AbortController } | undefined;
+
+  /** Opens a connection and re-establishes everything on it; close() aborts it. */
+  private establish(timeoutInMs: number, signal?: AbortSignal): Promise<void> {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const promise = this.establishOn(timeoutInMs, abort.signal).finally(() => {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.establishing?.promise === promise) this.establishing = undefined;
+    });
+    this.establishing = { promise, abort };
+    return promise;
+  }
+
+  private async establishOn(timeoutInMs: number, signal: AbortSignal): Promise<void> {
+    const closedWhileConnecting = () => new EdgeKitError('closed', 'the client was closed while connecting');
     const conn = await this.transport.connect({
       clientId: this.clientId,
       will: { key: addresses.presence(this.deviceId, this.moduleId), value: toJsonBytes(presenceLost) },
       timeoutInMs,
-      ...(signal ? { abortSignal: signal } : {}),
+      abortSignal: signal,
     });
+    if (this.closing) {
+      await conn.close().catch(() => undefined);
+      throw closedWhileConnecting();
+    }
     this.conn = conn;
-    const epoch = ++this.epoch;
+    ++this.epoch;
     if (this.reportedDoc === undefined) {
       this.reportedDoc = decodeTwin(
         await conn.getRetained(addresses.reported(this.deviceId, this.moduleId)),
         'reported properties',
       );
+      // A rejection reported by an earlier run is cleared by the next accepted version.
+      this.desiredRejected = this.reportedDoc.properties.desiredStatus != null;
     }
-    for (const binding of this.bindings) binding.sub = await binding.attach(conn);
+    for (const binding of this.bindings) await this.attachBinding(binding, conn);
+    if (this.closing) throw closedWhileConnecting();
     await conn.setRetained(
       addresses.presence(this.deviceId, this.moduleId),
       toJsonBytes(presenceOnline(this.clock.now())),
     );
-    if (epoch !== this.epoch || this.closing) return;
+    if (this.closing) throw closedWhileConnecting();
     this.setStatus({ state: 'connected', since: new Date(this.clock.now()) });
     void conn.closed.then((cause) => this.onConnectionEnded(conn, cause));
+    // Handlers registered while this connection was being set up.
+    for (const binding of this.bindings)
+      if (binding.conn !== conn) void this.attachBinding(binding, conn).catch(() => undefined);
     const waiters = this.connectedWaiters;
     this.connectedWaiters = [];
     for (const w of waiters) w();
-    this.flushOffline();
+    void this.flushOffline();
+  }
+
+  /** Attaches a binding to `conn` once; a result that arrives after the connection changed is undone. */
+  private async attachBinding(binding: Binding, conn: TransportConnection): Promise<void> {
+    if (binding.conn === conn) return;
+    binding.conn = conn;
+    binding.sub = undefined;
+    let sub: Subscription;
+    try {
+      sub = await binding.attach(conn);
+    } catch (error) {
+      if (binding.conn === conn) binding.conn = undefined;
+      throw error;
+    }
+    if (this.conn !== conn || binding.conn !== conn || !this.bindings.has(binding)) {
+      await sub.close().catch(() => undefined);
+      return;
+    }
+    binding.sub = sub;
   }
 
   private onConnectionEnded(conn: TransportConnection, cause: Error | undefined): void {
     if (conn !== this.conn || this.closing) return;
     this.conn = undefined;
-    for (const b of this.bindings) b.sub = undefined;
+    for (const b of this.bindings) {
+      b.sub = undefined;
+      b.conn = undefined;
+    }
     const error = cause ?? new EdgeKitError('connection-lost', 'the connection closed');
     this.setStatus({ state: 'disconnected', cause: error });
     void this.reconnectLoop(error);
@@ -455,9 +515,17 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const drainTimeout = positiveInt('drainTimeoutInMs', options.drainTimeoutInMs, 30_000, 0);
     this.closing = true;
     this.reconnectTimer?.cancel();
+    const establishing = this.establishing;
+    if (establishing) {
+      establishing.abort.abort(new EdgeKitError('closed', 'the client is closing'));
+      await establishing.promise.catch(() => undefined);
+    }
+    for (const stop of this.onClosing.splice(0)) stop();
     // 1. Stop new deliveries and requests.
     await Promise.all([...this.bindings].map((b) => b.sub?.close().catch(() => undefined)));
-    // 2. Drain in-flight handlers and sends (bounded).
+    // 2. Without a connection, queued sends and operations waiting for one cannot finish: fail them now.
+    if (!this.conn) this.failWaiting();
+    // 3. Drain in-flight handlers and sends (bounded).
     if (this.busy > 0) {
       let timer: ClockTimer | undefined;
       await new Promise<void>((resolve) => {
@@ -466,11 +534,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       });
       timer?.cancel();
     }
-    // 3. Sends still waiting for a connection cannot go anywhere now.
-    for (const p of this.offline.splice(0))
-      p.reject(new EdgeKitError('closed', 'the client closed before the message could be sent'));
-    for (const w of this.connectedWaiters.splice(0)) w();
-    // 4. Say goodbye: presence offline (no last will), then disconnect.
+    // 4. Sends still waiting for a connection cannot go anywhere now.
+    this.failWaiting();
+    // 5. Say goodbye: presence offline (no last will), then disconnect.
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
@@ -482,6 +548,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.setStatus({ state: 'closed' });
     this.closedSignal.resolve();
   }
+
+  private failWaiting(): void {
+    for (const p of this.offline.splice(0))
+      p.reject(new EdgeKitError('closed', 'the client closed before the message could be sent'));
+    for (const w of this.connectedWaiters.splice(0)) w();
+  }
+
+  /** Called when close() begins (open message iterators end). */
+  private readonly onClosing: Array<() => void> = [];
 
   closed(): Promise<void> {
     return this.closedSignal.promise;
@@ -544,9 +619,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       properties,
     });
     const destinations = this.destinations(output, header, payload);
-    this.observer?.(output, header(), payload);
     if (destinations.length === 0) {
       this.counters.unrouted++;
+      this.observer?.(output, header(), payload);
       return { messageId, destinations: 0 };
     }
     this.begin();
@@ -557,6 +632,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.end();
     }
     this.counters.sent++;
+    this.observer?.(output, header(), payload);
     return { messageId, destinations: destinations.length };
   }
 
@@ -641,7 +717,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       if (this.offlinePolicy === 'reject-new' || this.offlineMax === 0) return Promise.reject(full());
       this.offline.shift()?.reject(full());
     }
-    this.offline.push({ address, bytes, ttlInMs, priority, resolve: d.resolve, reject: d.reject });
+    const expiresAt = ttlInMs === undefined ? undefined : this.clock.now() + ttlInMs;
+    this.offline.push({ address, bytes, expiresAt, priority, resolve: d.resolve, reject: d.reject });
     if (this.conn && this.current.state === 'connected') this.flushOffline();
     return d.promise;
   }
@@ -654,7 +731,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       while (this.offline.length > 0 && this.conn && this.current.state === 'connected') {
         const p = this.offline[0] as Pending;
         try {
-          await this.conn.publish(p.address, p.bytes, { ttlInMs: p.ttlInMs, priority: p.priority } as never);
+          const ttlInMs = p.expiresAt === undefined ? undefined : p.expiresAt - this.clock.now();
+          if (ttlInMs !== undefined && ttlInMs <= 0) {
+            // Expired while waiting: the broker would drop it unread, so it is not sent.
+            this.offline.shift();
+            this.counters.offlineExpired++;
+            p.resolve();
+            continue;
+          }
+          await this.conn.publish(p.address, p.bytes, { ttlInMs, priority: p.priority } as never);
           this.offline.shift();
           p.resolve();
         } catch (error) {
@@ -703,7 +788,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const concurrency = positiveInt('concurrency', options.concurrency, 1);
     for (const b of this.bindings) {
       if ((b as InputBinding).input === input)
-        throw new Error(`onInput: input "${input}" already has a handler; close it first`);
+        throw new TypeError(`onInput: input "${input}" already has a handler; close it first`);
     }
     const address = addresses.input(this.deviceId, this.moduleId, input);
     const queue: Array<{ delivery: Delivery; epoch: number }> = [];
@@ -727,6 +812,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       input,
       internal: false,
       sub: undefined,
+      conn: undefined,
       attach: (conn) => {
         const epoch = this.epoch;
         return conn.consume(address, { prefetch: Math.max(concurrency * 2, 32) }, (delivery) => {
@@ -738,16 +824,20 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.bindings.add(binding);
     if (this.conn && this.current.state === 'connected') {
       try {
-        binding.sub = await binding.attach(this.conn);
+        await this.attachBinding(binding, this.conn);
       } catch (error) {
-        this.bindings.delete(binding);
-        throw error;
+        // A lost connection is not a failed subscription: the reconnect attaches it.
+        if (!isLost(error)) {
+          this.bindings.delete(binding);
+          throw error;
+        }
       }
     }
     return {
       close: async () => {
         this.bindings.delete(binding);
-        queue.length = 0;
+        // Delivered but never started: give them back now where the transport can (else after the connection ends).
+        for (const item of queue.splice(0)) item.delivery.release?.();
         await binding.sub?.close();
       },
     };
@@ -761,10 +851,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     let current: Waiting | undefined;
     const waiting: Waiting[] = [];
     let reader: ((result: IteratorResult<InboundMessage<never>>) => void) | undefined;
+    let closingHooked = false;
     const handler = (msg: InboundMessage<never>) =>
       new Promise<void>((resolve, reject) => {
         if (done) return reject(new AbandonedDelivery());
         const item = { msg, resolve, reject };
+        if (!closingHooked) {
+          closingHooked = true;
+          this.onClosing.push(() => void iterator.return?.());
+        }
         if (reader) {
           const read = reader;
           reader = undefined;
@@ -776,7 +871,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       next: async () => {
         current?.resolve();
         current = undefined;
-        if (done) return { value: undefined, done: true };
+        if (done || this.closing) return { value: undefined, done: true };
+        if (!closingHooked) {
+          closingHooked = true;
+          this.onClosing.push(() => void iterator.return?.());
+        }
         registration ??= this.onInput(input, handler, options);
         await registration;
         const next = waiting.shift();
@@ -829,8 +928,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     } catch (error) {
       return this.undecodable(input, envelope, error, delivery);
     }
-    if (body instanceof Promise) {
-      return body.then(
+    if (isThenable(body)) {
+      return Promise.resolve(body).then(
         (value) =>
           this.deliverSlow(
             input,
@@ -843,21 +942,24 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       );
     }
     const message = new Inbound<never>(body as never, input, envelope.header, 1, delivery.redelivered);
-    let result: void | Promise<void>;
+    let result: unknown;
     try {
       result = handler(message);
     } catch (error) {
       this.counters.handlerErrors++;
       return this.deliverSlow(input, envelope, message, handler, delivery, error);
     }
-    if (result instanceof Promise) {
-      return result.then(
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
         () => {
           this.counters.processed++;
           delivery.ack();
         },
         (error: unknown) => {
-          if (error instanceof AbandonedDelivery) return; // stays unacknowledged: redelivered later
+          if (error instanceof AbandonedDelivery) {
+            delivery.release?.(); // not handled: back to the broker for redelivery
+            return;
+          }
           this.counters.handlerErrors++;
           return this.deliverSlow(input, envelope, message, handler, delivery, error);
         },
@@ -894,7 +996,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         delivery.ack();
         return;
       } catch (error) {
-        if (error instanceof AbandonedDelivery) return;
+        if (error instanceof AbandonedDelivery) {
+          delivery.release?.();
+          return;
+        }
         this.counters.handlerErrors++;
         lastError = error;
       }
@@ -919,8 +1024,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     attempts: number,
     delivery: Delivery,
   ): Promise<void> {
-    await this.deadLetter(input, header, body, reason, error, attempts);
-    delivery.ack();
+    // Acknowledged only once the dead letter is with the broker; otherwise the message stays for redelivery.
+    if (await this.deadLetter(input, header, body, reason, error, attempts)) delivery.ack();
+    else delivery.release?.();
   }
 
   private async deadLetter(
@@ -930,8 +1036,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     reason: 'handler-failed' | 'decode-failed' | 'validation-failed',
     error: unknown,
     attempts: number,
-  ): Promise<void> {
-    this.counters.deadLettered++;
+  ): Promise<boolean> {
     const info = { reason, error: messageOf(error), input, attempts, at: this.clock.now() };
     const dead: EnvelopeHeader = {
       ...(header ?? {
@@ -944,18 +1049,24 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       deadLetter: info,
     };
     this.report_error(
-      new EdgeKitError(reason === 'handler-failed' ? 'transport-error' : reason, messageOf(error), {
+      new EdgeKitError(reason, messageOf(error), {
         cause: error,
         details: info,
       }),
       `message ${header?.messageId ?? '(undecodable)'} on input "${input}" dead-lettered (${reason})`,
     );
-    let bytes = encodeEnvelope(dead, body);
-    if (bytes.length > MAX_MESSAGE_BYTES) bytes = encodeEnvelope(dead, body.subarray(0, MAX_MESSAGE_BYTES / 2));
+    // The original was within the size limit; the dead-letter field adds a few hundred bytes, which brokers accept.
+    const bytes = encodeEnvelope(dead, body);
     try {
       await this.publish(addresses.deadLetter(this.deviceId, this.moduleId), bytes, undefined, undefined);
+      this.counters.deadLettered++;
+      return true;
     } catch (publishError) {
-      this.report_error(publishError, 'could not publish a dead letter');
+      this.report_error(
+        publishError,
+        'could not publish a dead letter; the message stays unacknowledged for redelivery',
+      );
+      return false;
     }
   }
 
@@ -969,7 +1080,13 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.report_error(error, 'desired properties ignored');
       return;
     }
-    this.desiredChain = this.desiredChain.then(() => this.applyDesired(doc));
+    this.chainDesired(() => this.applyDesired(doc));
+  }
+
+  /** Desired work runs one step at a time, in order; close() drains it. */
+  private chainDesired(step: () => Promise<void>): Promise<void> {
+    this.desiredChain = this.track(this.desiredChain.then(step));
+    return this.desiredChain;
   }
 
   private async applyDesired(doc: TwinDocument<JsonObject>): Promise<void> {
@@ -994,6 +1111,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         rejection ??= error;
       }
     }
+    // A rejected document does not become the module's baseline (as for a schema failure): the next patch is
+    // computed against the last accepted one.
+    if (rejection !== undefined) this.desiredDoc = { version: doc.version, properties: previous.properties };
     await this.reportDesiredStatus(doc.version, rejection);
   }
 
@@ -1011,18 +1131,18 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   async onDesired(handler: DesiredHandler<never>): Promise<Registration> {
     if (this.closing) throw new EdgeKitError('closed', 'onDesired: the client is closed');
     if (typeof handler !== 'function') throw new TypeError('onDesired: handler must be a function');
-    this.desiredHandlers.add(handler);
-    const doc = this.desiredDoc;
-    if (doc.version > 0) {
-      this.desiredChain = this.desiredChain.then(async () => {
-        try {
-          await handler(doc.properties as never, doc.properties as never, doc.version);
-        } catch (error) {
-          await this.reportDesiredStatus(doc.version, error);
-        }
-      });
-      await this.desiredChain;
-    }
+    // Registered inside the chain: the first call sees the document current at that point, and later changes follow
+    // in order (never an older version after a newer one).
+    await this.chainDesired(async () => {
+      this.desiredHandlers.add(handler);
+      const doc = this.desiredDoc;
+      if (doc.version === 0) return;
+      try {
+        await handler(doc.properties as never, doc.properties as never, doc.version);
+      } catch (error) {
+        await this.reportDesiredStatus(doc.version, error);
+      }
+    });
     return {
       close: async () => {
         this.desiredHandlers.delete(handler);
@@ -1079,7 +1199,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       throw new RangeError(`handle: "${method}" is not a method of this module's contract`);
     if (typeof handler !== 'function') throw new TypeError('handle: handler must be a function');
     if (this.methodHandlers.has(method))
-      throw new Error(`handle: method "${method}" already has a handler; close it first`);
+      throw new TypeError(`handle: method "${method}" already has a handler; close it first`);
     this.methodHandlers.set(method, handler);
     return {
       close: async () => {
@@ -1096,7 +1216,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     } catch (error) {
       response = { status: 500, payload: { message: messageOf(error) } };
     }
-    let out = toJsonBytes(response);
+    let out: Uint8Array;
+    try {
+      out = toJsonBytes(response);
+    } catch (error) {
+      out = toJsonBytes({
+        status: 500,
+        payload: { message: `the response cannot be encoded as JSON: ${messageOf(error)}` },
+      });
+    }
     if (out.length > MAX_METHOD_PAYLOAD_BYTES) {
       out = toJsonBytes({
         status: 500,
@@ -1112,7 +1240,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const def = this.contract.methodOf(request.method);
     if (!handler || !def)
       return { status: 501, payload: { message: `method "${request.method}" is not implemented by ${this.moduleId}` } };
-    const deadline = arrived + request.timeoutInMs;
+    const deadline = arrived + Math.min(request.timeoutInMs, MAX_METHOD_TIMEOUT);
     const wait = this.methodSlots.acquire();
     if (wait) await wait;
     const controller = new AbortController();

@@ -286,7 +286,12 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
         const nameEnd = start + 2 + buf.readUInt16BE(start);
         if (nameEnd > end) throw malformed('property name runs past its field');
         properties ??= {};
-        properties[text(buf, start + 2, nameEnd)] = text(buf, nameEnd, end);
+        const name = text(buf, start + 2, nameEnd);
+        const value = text(buf, nameEnd, end);
+        // A property named __proto__ must stay an ordinary property.
+        if (name === '__proto__')
+          Object.defineProperty(properties, name, { value, enumerable: true, writable: true, configurable: true });
+        else properties[name] = value;
         break;
       }
       case Tag.DeadLetter:

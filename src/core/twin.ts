@@ -22,23 +22,29 @@ export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
   const out: JsonObject = { ...target };
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete out[key];
-    else if (isObject(value)) out[key] = mergePatch(isObject(out[key]) ? (out[key] as JsonObject) : {}, value);
-    else out[key] = value;
+    else if (isObject(value))
+      set(out, key, mergePatch(Object.hasOwn(out, key) && isObject(out[key]) ? (out[key] as JsonObject) : {}, value));
+    else set(out, key, value);
   }
   return out;
+}
+
+/** Assigns an own property, also for names like `__proto__` that plain assignment would not create. */
+function set(target: JsonObject, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** The merge patch that turns `from` into `to` (deleted members become `null`). */
 export function diffPatch(from: JsonObject, to: JsonObject): JsonObject {
   const patch: JsonObject = {};
-  for (const key of Object.keys(from)) if (!(key in to)) patch[key] = null;
+  for (const key of Object.keys(from)) if (!Object.hasOwn(to, key)) set(patch, key, null);
   for (const [key, value] of Object.entries(to)) {
-    const before = from[key];
+    const before = Object.hasOwn(from, key) ? from[key] : undefined;
     if (isObject(value) && isObject(before)) {
       const inner = diffPatch(before, value);
-      if (Object.keys(inner).length > 0) patch[key] = inner;
+      if (Object.keys(inner).length > 0) set(patch, key, inner);
     } else if (!jsonEqual(before, value)) {
-      patch[key] = value;
+      set(patch, key, value);
     }
   }
   return patch;
@@ -83,11 +89,24 @@ function walk(obj: JsonObject, path: string, depth: number, allowNull: boolean):
     }
     if (value === null) {
       if (!allowNull) throw new EdgeKitError('twin-limit', `${at} is null; null only deletes, in a patch`);
-    } else if (isObject(value)) walk(value, at, depth + 1, allowNull);
-    else if (Array.isArray(value) || ['string', 'number', 'boolean'].includes(typeof value)) {
-      if (typeof value === 'number' && !Number.isFinite(value))
-        throw new EdgeKitError('twin-limit', `${at} is not a finite number`);
-    } else throw new EdgeKitError('twin-limit', `${at} has type ${typeof value}; twins hold JSON values only`);
+    } else checkValue(value, at, depth, allowNull);
+  }
+}
+
+function checkValue(value: unknown, at: string, depth: number, allowNull: boolean): void {
+  if (isObject(value)) walk(value, at, depth + 1, allowNull);
+  else if (Array.isArray(value)) {
+    if (depth + 1 > TWIN_LIMITS.maxDepth) {
+      throw new EdgeKitError('twin-limit', `${at} is nested deeper than ${TWIN_LIMITS.maxDepth} levels`);
+    }
+    // Inside arrays null is a value, not a deletion.
+    value.forEach((item, i) => {
+      if (item !== null) checkValue(item, `${at}[${i}]`, depth + 1, allowNull);
+    });
+  } else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new EdgeKitError('twin-limit', `${at} is not a finite number`);
+  } else if (typeof value !== 'string' && typeof value !== 'boolean') {
+    throw new EdgeKitError('twin-limit', `${at} has type ${typeof value}; twins hold JSON values only`);
   }
 }
 

@@ -168,6 +168,8 @@ export interface ClientStats {
   readonly offlineQueued: number;
   /** Sends evicted or refused by the offline queue policy. */
   readonly offlineDropped: number;
+  /** Sends whose TTL ran out while they waited in the offline queue (not sent, as the broker would drop them). */
+  readonly offlineExpired: number;
 }
 
 /** Reconnect policy: exponential backoff with jitter. */

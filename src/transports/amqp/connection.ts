@@ -18,6 +18,7 @@ import type {
 } from '../../transport.js';
 import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
 import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
+import { coalesceSocketWrites } from './socket-writes.js';
 import {
   AMQP_MAX_PRIORITY,
   checkAddress,
@@ -959,6 +960,7 @@ export async function connectAmqp(
       throw translateConnectError(error, options.target);
     }
     model.on('error', noop);
+    coalesceSocketWrites(model);
     try {
       return await AmqpConnection.open(model, options, connectOptions);
     } catch (error) {

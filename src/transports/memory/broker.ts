@@ -18,6 +18,8 @@ import type {
 } from '../../transport.js';
 
 interface Stored {
+  /** Publish order within the broker: messages given back return to their place in it. */
+  readonly seq: number;
   readonly bytes: Uint8Array;
   readonly expiresAt: number;
   readonly priority: number;
@@ -59,8 +61,18 @@ class Fifo {
     }
     return item;
   }
-  putBack(front: Stored[]): void {
-    this.items = [...front, ...this.items.slice(this.head)];
+  /** Returns unacknowledged messages to the queue, each before the first waiting message published after it. */
+  putBack(returned: Stored[]): void {
+    const waiting = this.items.slice(this.head);
+    const back = [...returned].sort((a, b) => a.seq - b.seq);
+    const merged: Stored[] = [];
+    let i = 0;
+    for (const item of back) {
+      while (i < waiting.length && (waiting[i] as Stored).seq < item.seq) merged.push(waiting[i++] as Stored);
+      merged.push(item);
+    }
+    while (i < waiting.length) merged.push(waiting[i++] as Stored);
+    this.items = merged;
     this.head = 0;
   }
 }
@@ -104,6 +116,7 @@ export class MemoryBroker {
   private readonly connections = new Map<string, MemoryConnection>();
   private readonly refused = new Set<string>();
   private readonly taps = new Set<(event: BrokerEvent) => void>();
+  private seq = 0;
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -196,6 +209,7 @@ export class MemoryBroker {
     const ttl = options?.ttlInMs;
     const q = this.queue(address);
     const stored: Stored = {
+      seq: this.seq++,
       bytes: copy,
       expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : this.clock.now() + ttl,
       priority: options?.priority ?? 10,
@@ -249,8 +263,19 @@ export class MemoryBroker {
   /** @internal */
   ack(address: string, consumer: Consumer, stored: Stored): void {
     if (!consumer.unacked.delete(stored)) return;
+    if (!consumer.active && consumer.unacked.size === 0) consumer.conn.forgetConsumer(consumer);
     const q = this.queues.get(address);
     if (q) this.schedule(q);
+  }
+
+  /** @internal Puts one unacked message back at the front of its queue, marked redelivered. */
+  release(address: string, consumer: Consumer, stored: Stored): void {
+    if (!consumer.unacked.delete(stored)) return;
+    if (!consumer.active && consumer.unacked.size === 0) consumer.conn.forgetConsumer(consumer);
+    stored.redelivered = true;
+    const q = this.queue(address);
+    q.messages.putBack([stored]);
+    this.schedule(q);
   }
 
   private schedule(q: Queue): void {
@@ -275,14 +300,19 @@ export class MemoryBroker {
       if (stored.expiresAt <= now) continue;
       consumer.unacked.add(stored);
       const address = consumer.conn.addressOf(consumer);
-      let acked = false;
+      let settled = false;
       consumer.onDelivery({
         bytes: stored.bytes,
         redelivered: stored.redelivered,
         ack: () => {
-          if (acked) return;
-          acked = true;
+          if (settled) return;
+          settled = true;
           this.ack(address, consumer, stored);
+        },
+        release: () => {
+          if (settled) return;
+          settled = true;
+          this.release(address, consumer, stored);
         },
       });
     }
@@ -357,7 +387,13 @@ export class MemoryBroker {
           (reply) => {
             if (server.conn.isOpen) finish(() => resolve(new Uint8Array(reply)));
           },
-          () => undefined, // a failing server never answers; the caller times out, as on a real broker
+          (error: unknown) => {
+            if (server.conn.isOpen) {
+              finish(() =>
+                reject(new EdgeKitError('transport-error', `the server of ${address} failed`, { cause: error })),
+              );
+            }
+          },
         );
       });
     });
@@ -390,6 +426,11 @@ export class MemoryConnection implements TransportConnection {
     return this.consumers.get(consumer) ?? '';
   }
 
+  /** A closed consumer with nothing unacknowledged is forgotten (no growth per subscription). */
+  forgetConsumer(consumer: Consumer): void {
+    this.consumers.delete(consumer);
+  }
+
   private check(): void {
     if (!this.open) throw new EdgeKitError('connection-lost', `connection ${this.clientId} is closed`);
   }
@@ -406,7 +447,13 @@ export class MemoryConnection implements TransportConnection {
       throw new RangeError('consume: prefetch must be an integer ≥ 1');
     const consumer: Consumer = { conn: this, prefetch: options.prefetch, onDelivery, unacked: new Set(), active: true };
     this.consumers.set(consumer, address);
-    return this.broker.addConsumer(address, consumer);
+    const sub = this.broker.addConsumer(address, consumer);
+    return {
+      close: async () => {
+        await sub.close();
+        if (consumer.unacked.size === 0) this.forgetConsumer(consumer);
+      },
+    };
   }
 
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
