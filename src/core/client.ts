@@ -289,6 +289,31 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       conn: undefined,
       attach: (conn) => conn.serve(addresses.methods(this.deviceId, this.moduleId), (req) => this.onMethodRequest(req)),
     });
+    // Presence is per module, connections per replica: when another replica's last will (or its close) marks the
+    // module offline, or a late will of this client's previous connection does, a live connection says online again.
+    this.bindings.add({
+      internal: true,
+      sub: undefined,
+      conn: undefined,
+      attach: (conn) =>
+        conn.watchRetained(addresses.presence(this.deviceId, this.moduleId), (value) =>
+          this.onPresenceValue(conn, value),
+        ),
+    });
+  }
+
+  private onPresenceValue(conn: TransportConnection, value: Uint8Array | undefined): void {
+    if (this.closing || conn !== this.conn || this.current.state !== 'connected') return;
+    let state: string | undefined;
+    try {
+      state = decodePresence(value)?.state;
+    } catch {
+      state = undefined; // unreadable: write ours
+    }
+    if (state === 'online') return;
+    void conn
+      .setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceOnline(this.clock.now())))
+      .catch(() => undefined);
   }
 
   // ---------------------------------------------------------------- lifecycle

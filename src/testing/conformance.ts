@@ -1090,6 +1090,29 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await env.restore('sink');
       });
 
+      test('with two replicas, the module stays online while one of them is; offline when the last one goes', async () => {
+        const a = await mod(Sink, 'sink', { replicaId: 'a' });
+        const b = await connect(Sink, {
+          deviceId,
+          moduleId: 'sink',
+          replicaId: 'b',
+          transport: env.transport('sink-b'),
+          clock: env.clock,
+          onError: (e) => errors.push(e),
+        });
+        clients.push(b as unknown as ModuleClient<ModuleContract>);
+        await b.close();
+        const deadline = Date.now() + 15_000;
+        let presence = await readPresence(op, deviceId, 'sink');
+        while (presence?.state !== 'online' && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          presence = await readPresence(op, deviceId, 'sink');
+        }
+        expect(presence?.state).toBe('online');
+        await a.close();
+        expect(await readPresence(op, deviceId, 'sink')).toMatchObject({ state: 'offline', reason: 'closed' });
+      });
+
       test('status(): current state first; disconnected, reconnecting and connected again after a cut; closed last', async () => {
         const client = await mod(Sink, 'sink');
         const status = client.status();
