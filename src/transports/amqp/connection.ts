@@ -16,6 +16,7 @@ import type {
   TransportConnection,
   TransportConnectOptions,
 } from '../../transport.js';
+import { AckBatcher } from './ack-batcher.js';
 import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
 import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
 import { coalesceSocketWrites } from './socket-writes.js';
@@ -116,23 +117,36 @@ class ChannelSubscription implements Subscription {
   private closing: Promise<void> | undefined;
   private channelClosing: Promise<void> | undefined;
 
-  constructor(readonly channel: Channel) {}
+  /** With `acks`, the batch of acknowledgements still due goes out before the channel closes. */
+  constructor(
+    readonly channel: Channel,
+    private readonly acks?: AckBatcher,
+  ) {}
 
-  /** Counts a message handed out; returns the function that settles it once (later calls do nothing). */
-  handOut(message: Message, settle: (message: Message) => void): () => void {
+  /**
+   * Counts a message handed out; returns two functions that settle it — by acknowledging it, or by giving it back —
+   * of which only the first call counts.
+   */
+  handOut(
+    message: Message,
+    acknowledge: (message: Message) => void,
+    giveBack: (message: Message) => void = acknowledge,
+  ): [settle: () => void, giveBack: () => void] {
     this.outstanding++;
     let done = false;
-    return () => {
+    const once = (how: (message: Message) => void) => () => {
       if (done) return;
       done = true;
       this.outstanding--;
-      settle(message);
+      how(message);
       if (this.closing !== undefined && this.outstanding === 0) void this.closeChannel();
     };
+    return [once(acknowledge), once(giveBack)];
   }
 
   /** Closes the channel once; resolves when the broker confirmed it (so every earlier ack on it is settled). */
   closeChannel(): Promise<void> {
+    if (this.channelClosing === undefined) this.acks?.flush();
     this.channelClosing ??= this.channel.close().catch(noop);
     return this.channelClosing;
   }
@@ -476,21 +490,16 @@ export class AmqpConnection implements TransportConnection {
     return this.run(`consume ${address}`, async () => {
       const channel = await this.model.createChannel();
       channel.on('error', noop);
-      const subscription = new ChannelSubscription(channel);
+      // After the connection ended the broker requeues unacked messages by itself: nothing to tell it.
+      const acks = new AckBatcher(channel, () => this.state === 'open');
+      const subscription = new ChannelSubscription(channel, acks);
       try {
         await channel.prefetch(prefetch);
         await this.declareMessageQueue(channel, queue);
         this.declared.set(queue, Promise.resolve());
         this.ready.add(queue);
-        const ack = (message: Message) => {
-          // After the connection ended the broker requeues the message by itself; nothing to tell it.
-          if (this.state !== 'open') return;
-          try {
-            channel.ack(message);
-          } catch {
-            // the channel closed under us: same as above
-          }
-        };
+        const ack = (message: Message) => acks.ack(message);
+        const requeue = (message: Message) => acks.requeue(message);
         const { consumerTag } = await channel.consume(
           queue,
           (message) => {
@@ -501,13 +510,16 @@ export class AmqpConnection implements TransportConnection {
             }
             if (subscription.stopped) {
               // Sent before the broker saw our cancel: give it straight back.
-              if (this.state === 'open') channel.nack(message, false, true);
+              acks.requeue(message);
               return;
             }
+            const [settle, release] = subscription.handOut(message, ack, requeue);
             const delivery: Delivery = {
               bytes: bytesOf(message.content),
               redelivered: message.fields.redelivered,
-              ack: subscription.handOut(message, ack),
+              ack: settle,
+              // Back to the queue now (nack with requeue), for this or another consumer, flagged redelivered.
+              release,
             };
             try {
               onDelivery(delivery);
@@ -872,7 +884,7 @@ export class AmqpConnection implements TransportConnection {
               if (this.state === 'open') channel.nack(message, false, true);
               return;
             }
-            const settle = subscription.handOut(message, ack);
+            const [settle] = subscription.handOut(message, ack);
             const { replyTo, correlationId } = message.properties;
             // At most once: a request whose first server died mid-way is not run again (its caller times out).
             if (message.fields.redelivered || typeof replyTo !== 'string') {

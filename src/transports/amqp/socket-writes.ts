@@ -17,7 +17,7 @@ type WriteFn = (...args: unknown[]) => boolean;
  * Returns whether the socket was found.
  */
 export function coalesceSocketWrites(model: ChannelModel): boolean {
-  const stream: unknown = (model.connection as { stream?: unknown }).stream;
+  const stream: unknown = (model as { connection?: { stream?: unknown } }).connection?.stream;
   if (!(stream instanceof Writable) || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') {
     return false;
   }
