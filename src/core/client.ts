@@ -58,11 +58,15 @@ import {
   decodePresence,
   decodeRouteTable,
   type MethodResponseWire,
+  type Presence,
   presenceClosed,
   presenceLost,
   presenceOnline,
   toJsonBytes,
 } from './wire.js';
+
+/** Method targets whose presence a client keeps watching; beyond this, presence is read per call. */
+const MAX_WATCHED_TARGETS = 64;
 
 /** Largest method payload, as IoT Hub: 128 KB. */
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
@@ -219,6 +223,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private reportChain: Promise<unknown> = Promise.resolve();
 
   private readonly methodHandlers = new Map<string, MethodHandler<never, unknown>>();
+  private readonly watchedPresence = new Map<string, { state: Presence | undefined; ready: Promise<void> }>();
   private readonly methodSlots: Semaphore;
 
   constructor(contract: C, options: InternalConnectOptions) {
@@ -1345,8 +1350,51 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         timeoutInMs,
         ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
         caller: { deviceId: this.deviceId, moduleId: this.moduleId },
+        ...(this.watchedPresence.size < MAX_WATCHED_TARGETS || this.watchedPresence.has(`${deviceId}/${moduleId}`)
+          ? { presence: () => this.presenceOf(deviceId, moduleId) }
+          : {}),
       }),
     ) as Promise<MethodResult<never>>;
+  }
+
+  /**
+   * Presence of a method target, from a watch kept after the first call (re-attached on reconnect like every
+   * binding), so an invocation costs one round trip, not two.
+   */
+  private presenceOf(deviceId: string, moduleId: string): Promise<Presence | undefined> {
+    const key = `${deviceId}/${moduleId}`;
+    let entry = this.watchedPresence.get(key);
+    if (!entry) {
+      const watched: { state: Presence | undefined; ready: Promise<void> } = {
+        state: undefined,
+        ready: Promise.resolve(),
+      };
+      const binding: Binding = {
+        internal: true,
+        sub: undefined,
+        conn: undefined,
+        attach: (conn) =>
+          conn.watchRetained(addresses.presence(deviceId, moduleId), (value) => {
+            try {
+              watched.state = decodePresence(value);
+            } catch {
+              watched.state = undefined;
+            }
+          }),
+      };
+      this.bindings.add(binding);
+      const conn = this.conn;
+      watched.ready = conn ? this.attachBinding(binding, conn) : Promise.resolve();
+      entry = watched;
+      this.watchedPresence.set(key, entry);
+      // A failed watch is not kept: the next call tries again.
+      watched.ready.catch(() => {
+        this.bindings.delete(binding);
+        if (this.watchedPresence.get(key) === watched) this.watchedPresence.delete(key);
+      });
+    }
+    const e = entry;
+    return e.ready.then(() => e.state);
   }
 }
 
@@ -1402,6 +1450,8 @@ export interface InvokeRequest {
   readonly timeoutInMs: number;
   readonly abortSignal?: AbortSignal;
   readonly caller?: { readonly deviceId?: string; readonly moduleId?: string };
+  /** The target's presence when the caller already watches it; otherwise it is read from the broker per call. */
+  readonly presence?: () => Promise<Presence | undefined>;
 }
 
 /**
@@ -1442,7 +1492,9 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
     ...(req.abortSignal ? { abortSignal: req.abortSignal } : {}),
   });
   const target = `${req.deviceId}/${req.moduleId}`;
-  const presence = decodePresence(await conn.getRetained(addresses.presence(req.deviceId, req.moduleId)));
+  const presence = req.presence
+    ? await req.presence()
+    : decodePresence(await conn.getRetained(addresses.presence(req.deviceId, req.moduleId)));
   if (presence?.state !== 'online') return failed(404, `module ${target} is offline`);
   const remaining = req.timeoutInMs - (req.clock.now() - started);
   if (remaining <= 0) return failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`);

@@ -980,8 +980,15 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
       test('an offline or unknown target answers 404 at once, not after a timeout', async () => {
         const s = await server();
-        await s.close();
         const caller = await mod(untypedModule, 'caller');
+        expect((await caller.invoke(Methods, 'server', 'echo', { text: 'x' })).status).toBe(200);
+        await s.close();
+        // The caller keeps watching the target's presence after its first call: it learns of the close quickly.
+        const learned = Date.now() + WAIT;
+        while ((await caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 5_000 })).status !== 404) {
+          if (Date.now() > learned) throw new Error('the caller never saw the target go offline');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         const started = Date.now();
         expect((await caller.invoke(Methods, 'server', 'echo', { text: 'x' }, { timeoutInMs: 60_000 })).status).toBe(
           404,
