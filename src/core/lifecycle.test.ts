@@ -120,6 +120,7 @@ describe('lifecycle races', () => {
     await client.onInput('in', (m) => {
       attempts.push(m.attempt);
       const thenable = {
+        // biome-ignore lint/suspicious/noThenProperty: the point of the test is a non-Promise thenable
         then(resolve: () => void, reject: (e: unknown) => void) {
           setTimeout(() => {
             if (m.attempt === 1) reject(new Error('first try fails'));
