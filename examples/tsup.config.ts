@@ -16,9 +16,11 @@ export default defineConfig({
   target: 'node20',
   bundle: true,
   noExternal: [/.*/],
+  // One file per module: the lazy import of the transport library must not become a separate chunk.
+  splitting: false,
   clean: true,
   esbuildOptions(options) {
-    options.alias = { edgekit: src('index.ts') };
+    options.alias = { edgekit: src('index.ts'), 'edgekit/mqtt': src('transports/mqtt/index.ts') };
     options.banner = {
       js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
     };

@@ -1,16 +1,25 @@
 /**
- * The sensor as its own process, configured by environment variables as in a container:
- * IOTEDGE_DEVICEID, IOTEDGE_MODULEID and EDGEKIT_BROKER_URL (see docs/configuration in the README).
+ * The sensor as its own process, configured by environment variables as in a container: IOTEDGE_DEVICEID and
+ * IOTEDGE_MODULEID (set by IoT Edge), EDGEKIT_BROKER_URL (`mqtt://…` or `mqtts://…`; `memory:` when absent) and,
+ * when the broker needs them, EDGEKIT_USERNAME / EDGEKIT_PASSWORD and EDGEKIT_CA_FILE / EDGEKIT_CERT_FILE /
+ * EDGEKIT_KEY_FILE. Stops on SIGINT or SIGTERM after draining.
+ *
+ *   IOTEDGE_DEVICEID=dev1 IOTEDGE_MODULEID=SimulatedTemperatureSensor EDGEKIT_BROKER_URL=mqtt://127.0.0.1:1883 \
+ *     npx tsx examples/temperature-sensor/main.ts
  */
 import { fromEnvironment } from 'edgekit';
+import { mqtt } from 'edgekit/mqtt';
 import { startSensor, TemperatureSensor } from './module.js';
 
-const client = await fromEnvironment(TemperatureSensor);
+const client = await fromEnvironment(TemperatureSensor, { transports: { mqtt } });
 const stop = await startSensor(client);
 console.log(`sensor ${client.deviceId}/${client.moduleId} running`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     stop();
-    void client.close().then(() => process.exit(0));
+    void client.close().then(() => {
+      console.log(`sensor ${client.deviceId}/${client.moduleId} stopped`);
+      process.exit(0);
+    });
   });
 }

@@ -327,12 +327,16 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   async start(signal: AbortSignal | undefined): Promise<void> {
     const deadline = this.clock.now() + this.opts.connectTimeoutInMs;
     let attempt = 0;
+    /** The most telling failure: a refusal (bad password, unknown host) beats the timeout of a last short attempt. */
+    let cause: unknown;
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       try {
         await this.establish(Math.max(1, deadline - this.clock.now()), signal);
         return;
-      } catch (error) {
+      } catch (failure) {
+        if (cause === undefined || !isEdgeKitError(failure, 'timeout')) cause = failure;
+        const error = cause;
         if (this.conn) await this.conn.close().catch(() => undefined);
         this.conn = undefined;
         attempt++;
@@ -377,7 +381,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   }
 
   private async establishOn(timeoutInMs: number, signal: AbortSignal): Promise<void> {
-    const closedWhileConnecting = () => new EdgeKitError('closed', 'the client was closed while connecting');
+    const started = this.clock.now();
     const conn = await this.transport.connect({
       clientId: this.clientId,
       will: { key: addresses.presence(this.deviceId, this.moduleId), value: toJsonBytes(presenceLost) },
@@ -386,8 +390,37 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     });
     if (this.closing) {
       await conn.close().catch(() => undefined);
-      throw closedWhileConnecting();
+      throw new EdgeKitError('closed', 'the client was closed while connecting');
     }
+    // The connect budget covers the whole set-up, not only the transport's handshake: a broker that goes silent after
+    // accepting the connection must not keep connect() pending.
+    const remaining = Math.max(1, timeoutInMs - (this.clock.now() - started));
+    let timer: ClockTimer | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimer(
+        () => reject(new EdgeKitError('timeout', `setting up the connection took longer than ${timeoutInMs} ms`)),
+        remaining,
+      );
+    });
+    const setUp = this.setUp(conn);
+    setUp.catch(() => undefined); // after a timeout it may still fail; that is already handled here
+    try {
+      await Promise.race([setUp, expired]);
+    } catch (error) {
+      if (this.conn === conn) this.conn = undefined;
+      // Not awaited: a connection that went silent may take its own time to close, and the caller's budget is spent.
+      void conn.close().catch(() => undefined);
+      throw error;
+    } finally {
+      timer?.cancel();
+    }
+  }
+
+  /** Re-establishes everything on a new connection and marks the module online. */
+  private async setUp(conn: TransportConnection): Promise<void> {
+    const closedWhileConnecting = () => new EdgeKitError('closed', 'the client was closed while connecting');
+    /** After a timeout the attempt is abandoned: it must not go on to mark the module connected. */
+    const abandoned = () => this.closing || this.conn !== conn;
     this.conn = conn;
     ++this.epoch;
     if (this.reportedDoc === undefined) {
@@ -399,12 +432,12 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.desiredRejected = this.reportedDoc.properties.desiredStatus != null;
     }
     for (const binding of this.bindings) await this.attachBinding(binding, conn);
-    if (this.closing) throw closedWhileConnecting();
+    if (abandoned()) throw closedWhileConnecting();
     await conn.setRetained(
       addresses.presence(this.deviceId, this.moduleId),
       toJsonBytes(presenceOnline(this.clock.now())),
     );
-    if (this.closing) throw closedWhileConnecting();
+    if (abandoned()) throw closedWhileConnecting();
     this.setStatus({ state: 'connected', since: new Date(this.clock.now()) });
     void conn.closed.then((cause) => this.onConnectionEnded(conn, cause));
     // Handlers registered while this connection was being set up.

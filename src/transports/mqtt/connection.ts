@@ -21,6 +21,7 @@ import type {
 import { connectFailed, describeReason, operationFailed } from './errors.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
+import { DirectWriter, encodeTopic, nothingStore, type PublishProperties, publishOptionsOf } from './packets.js';
 import { checkAddress, checkClientId, SubscriptionKind, TopicLayout } from './topics.js';
 
 /**
@@ -39,6 +40,35 @@ export const REPLY_ERROR_PROPERTY = 'edgekit-error';
  * anywhere between 1 and 2 s; the consumer uses this property to drop it on time (see {@link localExpiry}).
  */
 export const EXPIRES_AT_PROPERTY = 'edgekit-expires-at';
+
+/**
+ * Longest ttl that gets {@link EXPIRES_AT_PROPERTY}: the broker's whole-second expiry is off by at most a second, which
+ * matters for short ttls only, while a user property costs about a third of a publish's encoding time (mqtt-packet).
+ */
+export const PRECISE_EXPIRY_MAX_MS = 60_000;
+
+/**
+ * QoS of the subscriptions that carry control traffic: retained values (twins, presence, the route table), the
+ * ordering sentinels of retained reads, and method replies. The broker sends at most its in-flight maximum
+ * (Mosquitto's `max_inflight_messages`, default 20) of unacknowledged QoS 1 messages to a client, and inputs stay
+ * unacknowledged until their handler is done — or, after a reconnect, until the module has registered the handler at
+ * all, which it does only after reading its twin and route table. At QoS 1 those reads would queue behind the
+ * inputs and a module returning to a backlog larger than the window would never finish connecting. QoS 0 messages
+ * are not counted in the window. Nothing is lost by it: these are last values, re-read on every connection, and
+ * replies to a connection that is gone find no caller anyway.
+ */
+const CONTROL_QOS = 0;
+
+/** A queue address's topic, as text and as encoded for a PUBLISH. */
+interface QueueTopic {
+  readonly name: string;
+  readonly bytes: Buffer;
+}
+/** Correlation data of a request: {@link CORRELATION_PREFIX_BYTES} random bytes and a 4-byte counter. */
+const CORRELATION_BYTES = 16;
+const CORRELATION_PREFIX_BYTES = 12;
+/** Addresses whose topic {@link MqttConnection} remembers; a module uses a handful, a gateway a few hundred. */
+const TOPIC_CACHE_LIMIT = 1024;
 
 /** How long a graceful close waits for outstanding PUBACKs before dropping the socket. */
 const CLOSE_GRACE_MS = 5_000;
@@ -67,9 +97,9 @@ interface EarlyRequest {
 
 type State = 'connecting' | 'open' | 'closing' | 'ended';
 
+/** The payload as bytes; a Buffer is one already (the core and its decoders take Buffers without copying). */
 function view(payload: Buffer | string): Uint8Array {
-  if (typeof payload === 'string') return new TextEncoder().encode(payload);
-  return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  return typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {
@@ -102,9 +132,10 @@ function subscriptionKinds(packet: IPublishPacket): readonly number[] {
  * the expiry the broker forwarded (the broker's remaining interval, free of clock skew between hosts): a skewed clock
  * can move the drop by at most about a second, never throw away a message with time to live.
  */
-function localExpiry(packet: IPublishPacket, receivedAt: number): number | undefined {
+function localExpiry(packet: IPublishPacket): number | undefined {
   const property = packet.properties?.userProperties?.[EXPIRES_AT_PROPERTY];
   if (property === undefined) return undefined;
+  const receivedAt = Date.now();
   // Absent on a message that carries a deadline: the broker had 0 s left and omitted the property (Mosquitto does).
   const remaining = packet.properties?.messageExpiryInterval ?? 0;
   const deadline = Number(Array.isArray(property) ? property[0] : property);
@@ -135,11 +166,20 @@ export class MqttConnection implements TransportConnection {
   /** Rejecters of every operation in flight, called with the terminal error when the connection ends. */
   private readonly pending = new Set<(error: EdgeKitError) => void>();
   private readonly queues = new Map<string, InboundQueue>();
+  private readonly topicCache = new Map<string, QueueTopic>();
+  /** Writes the hot-path packets itself; undefined with an mqtt.js that lacks the fields it needs. */
+  private readonly writer: DirectWriter | undefined;
   private readonly queueSubscriptions = new Map<string, Promise<void>>();
   private readonly retained = new Map<string, Set<RetainedReader>>();
   private readonly servers = new Map<string, RequestHandler>();
   private readonly earlyRequests = new Map<string, EarlyRequest[]>();
-  private readonly replies = new Map<string, (packet: IPublishPacket, payload: Uint8Array) => void>();
+  private readonly replies = new Map<number, (packet: IPublishPacket, payload: Uint8Array) => void>();
+  /**
+   * Correlation data of this connection's requests: a random prefix, then a counter. The prefix keeps replies meant
+   * for an earlier connection of the same session (same reply topic) from matching; no need for 16 random bytes each.
+   */
+  private readonly correlationPrefix = randomBytes(CORRELATION_PREFIX_BYTES);
+  private correlationCounter = 0;
   private readonly syncs = new Map<string, () => void>();
   private clientTopics: Promise<void> | undefined;
   private syncCounter = 0;
@@ -154,6 +194,7 @@ export class MqttConnection implements TransportConnection {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
+    this.writer = DirectWriter.for(client);
     client.handleMessage = (packet, callback) => this.onMessage(packet, callback);
     client.on('error', (error) => {
       this.lastError = error;
@@ -213,23 +254,56 @@ export class MqttConnection implements TransportConnection {
 
   // ---- messages -------------------------------------------------------------------------------------------------
 
-  async publish(address: string, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
-    const topic = this.topics.topic(checkAddress('address', address));
-    checkBytes(bytes, 'bytes');
-    const { ttlInMs, priority } = options;
-    if (ttlInMs !== undefined) checkDuration(ttlInMs, 'ttlInMs');
-    if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 9)) {
-      throw new RangeError(`priority must be an integer from 0 to 9, got ${priority}`);
+  publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
+    try {
+      const topic = this.queueTopic(address);
+      checkBytes(bytes, 'bytes');
+      // MQTT has no priorities: `priority` is checked, then ignored (the broker delivers in order).
+      const priority = options?.priority;
+      if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 9)) {
+        throw new RangeError(`priority must be an integer from 0 to 9, got ${priority}`);
+      }
+      const ttlInMs = options?.ttlInMs;
+      let properties: PublishProperties | undefined;
+      if (ttlInMs !== undefined) {
+        checkDuration(ttlInMs, 'ttlInMs');
+        properties =
+          ttlInMs <= PRECISE_EXPIRY_MAX_MS
+            ? {
+                messageExpiryInterval: expirySeconds(ttlInMs),
+                userProperty: [EXPIRES_AT_PROPERTY, String(Date.now() + ttlInMs)],
+              }
+            : { messageExpiryInterval: expirySeconds(ttlInMs) };
+      }
+      return this.publishQos1(topic, bytes, properties);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    // MQTT has no priorities: `priority` is accepted and ignored (the broker delivers in order).
-    const publishOptions: IClientPublishOptions = { qos: 1 };
-    if (ttlInMs !== undefined) {
-      publishOptions.properties = {
-        messageExpiryInterval: expirySeconds(ttlInMs),
-        userProperties: { [EXPIRES_AT_PROPERTY]: String(Date.now() + ttlInMs) },
+  }
+
+  /** Publishes at QoS 1 and resolves on the PUBACK; written by {@link DirectWriter} when it can take the packet. */
+  private publishQos1(topic: QueueTopic, bytes: Uint8Array, properties: PublishProperties | undefined): Promise<void> {
+    return this.track<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        if (error) reject(operationFailed(error, 'publish', topic.name));
+        else resolve();
       };
+      // The direct writer declines when the client cannot take the packet now; mqtt.js then queues or refuses it.
+      if (this.writer?.publish(topic.bytes, bytes, properties, done)) return;
+      this.client.publish(topic.name, toBuffer(bytes), publishOptionsOf(properties), done);
+    });
+  }
+
+  /** The topic of a queue address, validated and encoded once per address (publishing is the hot path). */
+  private queueTopic(address: string): QueueTopic {
+    let topic = this.topicCache.get(address);
+    if (topic === undefined) {
+      const name = this.topics.topic(checkAddress('address', address));
+      topic = { name, bytes: encodeTopic(name) };
+      if (this.topicCache.size >= TOPIC_CACHE_LIMIT) this.topicCache.clear();
+      this.topicCache.set(address, topic);
     }
-    await this.publishPacket(topic, bytes, publishOptions);
+    return topic;
   }
 
   async consume(
@@ -306,15 +380,17 @@ export class MqttConnection implements TransportConnection {
   // ---- requests -------------------------------------------------------------------------------------------------
 
   async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
-    const topic = this.topics.topic(checkAddress('address', address));
+    const topic = this.queueTopic(address);
     checkBytes(bytes, 'bytes');
     const timeoutInMs = checkDuration(options?.timeoutInMs, 'timeoutInMs');
     const signal = options.abortSignal;
     if (signal?.aborted) throw abortError(signal);
     this.assertUsable();
     const deadline = Date.now() + timeoutInMs;
-    const correlation = randomBytes(16);
-    const key = correlation.toString('hex');
+    const key = this.nextCorrelation();
+    const correlation = Buffer.allocUnsafe(CORRELATION_BYTES);
+    this.correlationPrefix.copy(correlation, 0);
+    correlation.writeUInt32BE(key, CORRELATION_BYTES - 4);
     return new Promise<Uint8Array>((resolve, reject) => {
       let settled = false;
       const settle = (outcome: () => void) => {
@@ -352,14 +428,11 @@ export class MqttConnection implements TransportConnection {
       this.ensureClientTopics()
         .then(() => {
           if (settled) return;
-          return this.publishPacket(topic, bytes, {
-            qos: 1,
-            properties: {
-              responseTopic: this.topics.replies,
-              correlationData: correlation,
-              // The broker drops the request when the caller has given up (seconds: MQTT's granularity).
-              messageExpiryInterval: expirySeconds(deadline - Date.now()),
-            },
+          return this.publishQos1(topic, bytes, {
+            responseTopic: this.topics.replies,
+            correlationData: correlation,
+            // The broker drops the request when the caller has given up (seconds: MQTT's granularity).
+            messageExpiryInterval: expirySeconds(deadline - Date.now()),
           });
         })
         .catch((error: unknown) => settle(() => reject(error)));
@@ -394,6 +467,14 @@ export class MqttConnection implements TransportConnection {
         if (this.state === 'open') await this.unsubscribeFilter(filter).catch(() => undefined);
       },
     };
+  }
+
+  /** The next request's correlation counter, skipping one still waiting after a wrap-around. */
+  private nextCorrelation(): number {
+    do {
+      this.correlationCounter = (this.correlationCounter + 1) >>> 0;
+    } while (this.replies.has(this.correlationCounter));
+    return this.correlationCounter;
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------------------------
@@ -506,14 +587,18 @@ export class MqttConnection implements TransportConnection {
     });
   }
 
-  /** Subscribes at QoS 1 and resolves to the granted QoS. */
+  /**
+   * Subscribes and resolves to the granted QoS. Queues and served addresses are subscribed at QoS 1; retained keys
+   * and the per-client topics (sentinels, replies) at QoS 0 — see {@link CONTROL_QOS}.
+   */
   private subscribeFilter(filter: string, kind: SubscriptionKind): Promise<number> {
+    const qos = kind === SubscriptionKind.queue || kind === SubscriptionKind.serve ? 1 : CONTROL_QOS;
     return this.track<number>((resolve, reject) => {
       // rh 0: retained messages are sent on every SUBSCRIBE, also when the subscription exists (getRetained relies on it).
       // Without subscription identifiers, messages are routed by what is registered on this connection.
       const options = this.subscriptionIdentifiers
-        ? ({ qos: 1, rh: 0, properties: { subscriptionIdentifier: kind } } as const)
-        : ({ qos: 1, rh: 0 } as const);
+        ? ({ qos, rh: 0, properties: { subscriptionIdentifier: kind } } as const)
+        : ({ qos, rh: 0 } as const);
       this.client.subscribe(filter, options, (error, granted) => {
         if (error) {
           reject(operationFailed(error, 'subscribe', filter));
@@ -579,9 +664,9 @@ export class MqttConnection implements TransportConnection {
   }
 
   /**
-   * Resolves once every message the broker sent this connection before now has arrived. MQTT has no GET: after a
-   * SUBACK, Mosquitto has already queued the topic's retained message to us, so a sentinel published to our own
-   * topic after the SUBACK comes back after it; if the retained message did not come first, there is none.
+   * Resolves once every message the broker sent this connection before now has arrived. MQTT has no GET: while it
+   * handles a SUBSCRIBE, Mosquitto queues the topic's retained message to us, so a sentinel published to our own
+   * topic after the SUBSCRIBE comes back after it; if the retained message did not come first, there is none.
    */
   private async sync(): Promise<void> {
     await this.ensureClientTopics();
@@ -606,8 +691,9 @@ export class MqttConnection implements TransportConnection {
     }
     readers.add(reader);
     try {
-      await this.subscribeFilter(topic, SubscriptionKind.retained);
-      await this.sync();
+      // No need to wait for the SUBACK before the sentinel: the SUBSCRIBE is on the wire already and the broker handles
+      // a client's packets in order, queueing the retained message while it handles the SUBSCRIBE. One round trip.
+      await Promise.all([this.subscribeFilter(topic, SubscriptionKind.retained), this.sync()]);
     } catch (error) {
       await this.releaseRetained(topic, reader);
       throw error;
@@ -654,14 +740,14 @@ export class MqttConnection implements TransportConnection {
     }
     // A queue message — also one a resumed session delivers before its consumer registered again: keep it unacked.
     const messageId = packet.messageId;
-    const expiresAt = localExpiry(packet, Date.now());
     this.queueFor(topic).push({
       bytes: payload,
       redelivered: packet.dup,
-      ...(expiresAt === undefined ? {} : { expiresAt }),
+      expiresAt: localExpiry(packet),
       puback: () => {
         if (this.state !== 'open' || messageId === undefined || packet.qos === 0) return;
-        (this.client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
+        if (this.writer) this.writer.puback(messageId);
+        else (this.client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
       },
     });
     return true;
@@ -677,8 +763,15 @@ export class MqttConnection implements TransportConnection {
     }
     const correlation = packet.properties?.correlationData;
     if (packet.topic !== this.topics.replies || correlation === undefined) return;
+    // Replies to requests of an earlier connection (same session, other prefix) find no waiter and are dropped.
+    if (
+      correlation.length !== CORRELATION_BYTES ||
+      correlation.compare(this.correlationPrefix, 0, CORRELATION_PREFIX_BYTES, 0, CORRELATION_PREFIX_BYTES) !== 0
+    ) {
+      return;
+    }
     // Replies to requests of an earlier connection (same session) find no waiter and are dropped.
-    this.replies.get(correlation.toString('hex'))?.(packet, payload);
+    this.replies.get(correlation.readUInt32BE(CORRELATION_PREFIX_BYTES))?.(packet, payload);
   }
 
   private onRetained(topic: string, packet: IPublishPacket, payload: Uint8Array): void {
@@ -725,12 +818,19 @@ export class MqttConnection implements TransportConnection {
       if (this.state !== 'open') return;
       const remaining = deadline === undefined ? undefined : deadline - Date.now();
       if (remaining !== undefined && remaining <= 0) return;
-      const replyProperties: IClientPublishOptions['properties'] = {};
-      if (properties.correlationData !== undefined) replyProperties.correlationData = properties.correlationData;
-      if (remaining !== undefined) replyProperties.messageExpiryInterval = expirySeconds(remaining);
-      if (failure !== undefined) replyProperties.userProperties = { [REPLY_ERROR_PROPERTY]: failure };
+      const replyProperties: PublishProperties = {
+        ...(properties.correlationData === undefined ? {} : { correlationData: properties.correlationData }),
+        ...(remaining === undefined ? {} : { messageExpiryInterval: expirySeconds(remaining) }),
+        ...(failure === undefined ? {} : { userProperty: [REPLY_ERROR_PROPERTY, failure] as const }),
+      };
       // A reply that cannot be published is lost; the requester times out.
-      this.publishPacket(responseTopic, bytes, { qos: 1, properties: replyProperties }).catch(() => undefined);
+      let topic: QueueTopic;
+      try {
+        topic = { name: responseTopic, bytes: encodeTopic(responseTopic) };
+      } catch {
+        return;
+      }
+      this.publishQos1(topic, bytes, replyProperties).catch(() => undefined);
     };
     Promise.resolve()
       .then(() => handler(payload))
@@ -791,6 +891,8 @@ export async function openConnection(
     queueQoSZero: false,
     // Saves memory: mqtt-packet otherwise keeps a cache of every 2-byte number it ever wrote.
     writeCache: false,
+    // mqtt.js keeps a copy of every QoS 1 packet to resend after reconnecting by itself, which it never does here.
+    outgoingStore: nothingStore(),
   };
   if (will !== undefined) clientOptions.will = will;
   if (settings.username !== undefined) clientOptions.username = settings.username;
