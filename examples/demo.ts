@@ -4,11 +4,12 @@
  * along the way. Runs on the embedded memory broker, or with `--broker` on an MQTT broker such as Mosquitto; stops by
  * itself or on Ctrl-C.
  *
- *   npm run demo [-- --duration 12] [-- --broker mqtt://127.0.0.1:1883]
+ *   npm run demo [-- --duration 12] [-- --broker mqtt://127.0.0.1:1883 | amqp://127.0.0.1:5672]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, styleText } from 'node:util';
 import { type Clock, connect, MemoryBroker, memory, systemClock, type Transport } from 'edgekit';
+import { amqp } from 'edgekit/amqp';
 import { mqtt } from 'edgekit/mqtt';
 import { routesFromManifest } from 'edgekit/routing';
 import { decodeEnvelope } from '../src/core/envelope.js';
@@ -17,7 +18,7 @@ import type { TransportConnection } from '../src/transport.js';
 import { Filter, startFilter } from './filter/module.js';
 import { type Reading, startSensor, TemperatureSensor } from './temperature-sensor/module.js';
 
-const usage = 'usage: npm run demo [-- --duration <seconds>] [-- --broker mqtt://host:port]';
+const usage = 'usage: npm run demo [-- --duration <seconds>] [-- --broker mqtt://host:port | amqp://host:port]';
 let values: { duration: string; broker?: string; help?: boolean };
 try {
   ({ values } = parseArgs({
@@ -34,7 +35,9 @@ try {
 if (values.help) {
   console.log(usage);
   console.log('  --duration  seconds to run (default 12)');
-  console.log('  --broker    an MQTT 5 broker (mqtt:// or mqtts://) instead of the in-process memory broker');
+  console.log(
+    '  --broker    an MQTT 5 broker (mqtt://, mqtts://) or RabbitMQ (amqp://, amqps://) instead of the in-process memory broker',
+  );
   process.exit(0);
 }
 const seconds = Number(values.duration);
@@ -43,10 +46,11 @@ if (!Number.isFinite(seconds) || seconds <= 0) {
   process.exit(2);
 }
 const brokerUrl = values.broker;
-if (brokerUrl !== undefined && !/^(mqtts?|tcp|ssl|tls):\/\//.test(brokerUrl)) {
-  console.error(`demo: --broker must be an mqtt:// or mqtts:// URL, got ${brokerUrl}`);
+if (brokerUrl !== undefined && !/^(mqtts?|tcp|ssl|tls|amqps?):\/\//.test(brokerUrl)) {
+  console.error(`demo: --broker must be an mqtt://, mqtts://, amqp:// or amqps:// URL, got ${brokerUrl}`);
   process.exit(2);
 }
+const onAmqp = brokerUrl !== undefined && /^amqps?:/.test(brokerUrl);
 
 const color = process.stdout.isTTY;
 const paint = (style: Parameters<typeof styleText>[0], text: string) => (color ? styleText(style, text) : text);
@@ -62,10 +66,15 @@ const manifest = JSON.parse(readFileSync(new URL('./deployment.json', import.met
 // The transports: modules and the operator on the same broker. On MQTT the operator keeps no session (it only
 // watches while the demo runs); the modules keep theirs, so their inputs wait for them as they would in production.
 const memoryBroker = brokerUrl === undefined ? new MemoryBroker() : undefined;
-const transport: Transport = memoryBroker ? memory({ broker: memoryBroker }) : mqtt({ url: brokerUrl as string });
-const operatorTransport: Transport = memoryBroker
-  ? transport
-  : mqtt({ url: brokerUrl as string, sessionExpiryInSeconds: 0, connectTimeoutInMs: 5_000 });
+const transport: Transport = memoryBroker
+  ? memory({ broker: memoryBroker })
+  : onAmqp
+    ? amqp({ url: brokerUrl as string })
+    : mqtt({ url: brokerUrl as string });
+const operatorTransport: Transport =
+  memoryBroker || onAmqp
+    ? transport
+    : mqtt({ url: brokerUrl as string, sessionExpiryInSeconds: 0, connectTimeoutInMs: 5_000 });
 const clock: Clock = memoryBroker ? memoryBroker.clock : systemClock;
 
 let operator: TransportConnection;
@@ -73,13 +82,19 @@ try {
   operator = await operatorTransport.connect({ clientId: `${deviceId}/demo-operator` });
 } catch (error) {
   console.error(`demo: cannot reach the broker at ${brokerUrl}: ${error instanceof Error ? error.message : error}`);
-  console.error('demo: start one first, e.g. `mosquitto -p 1883` (see docs/transports/mqtt.md)');
+  console.error(
+    onAmqp
+      ? 'demo: start RabbitMQ first (see docs/transports/amqp.md)'
+      : 'demo: start one first, e.g. `mosquitto -p 1883` (see docs/transports/mqtt.md)',
+  );
   process.exit(1);
 }
 log(
   'demo',
   'green',
-  memoryBroker ? 'running on the in-process memory broker' : `running on the MQTT broker at ${brokerUrl}`,
+  memoryBroker
+    ? 'running on the in-process memory broker'
+    : `running on the ${onAmqp ? 'AMQP' : 'MQTT'} broker at ${brokerUrl}${onAmqp ? ' (showing $upstream; an AMQP consumer of the filter input would take its messages)' : ''}`,
 );
 
 // The operator: deploy routes and desired properties from the manifest.
@@ -114,7 +129,7 @@ if (memoryBroker) {
 } else {
   // On MQTT the operator subscribes like any client: a plain subscription gets its own copy of each message, so
   // watching the filter's input takes nothing from the filter. Subscribed before the modules start.
-  for (const address of [filterInput, upstream]) {
+  for (const address of onAmqp ? [upstream] : [filterInput, upstream]) {
     await operator.consume(address, { prefetch: 100 }, (delivery) => {
       show(address, delivery.bytes);
       delivery.ack();

@@ -20,7 +20,11 @@ export default defineConfig({
   splitting: false,
   clean: true,
   esbuildOptions(options) {
-    options.alias = { edgekit: src('index.ts'), 'edgekit/mqtt': src('transports/mqtt/index.ts') };
+    options.alias = {
+      edgekit: src('index.ts'),
+      'edgekit/mqtt': src('transports/mqtt/index.ts'),
+      'edgekit/amqp': src('transports/amqp/index.ts'),
+    };
     options.banner = {
       js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
     };

@@ -7,10 +7,11 @@
  *   IOTEDGE_DEVICEID=dev1 IOTEDGE_MODULEID=filter EDGEKIT_BROKER_URL=mqtt://127.0.0.1:1883 npx tsx examples/filter/main.ts
  */
 import { fromEnvironment } from 'edgekit';
+import { amqp } from 'edgekit/amqp';
 import { mqtt } from 'edgekit/mqtt';
 import { Filter, startFilter } from './module.js';
 
-const client = await fromEnvironment(Filter, { transports: { mqtt } });
+const client = await fromEnvironment(Filter, { transports: { mqtt, amqp } });
 await startFilter(client);
 console.log(`filter ${client.deviceId}/${client.moduleId} running`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

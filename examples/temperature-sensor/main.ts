@@ -8,10 +8,11 @@
  *     npx tsx examples/temperature-sensor/main.ts
  */
 import { fromEnvironment } from 'edgekit';
+import { amqp } from 'edgekit/amqp';
 import { mqtt } from 'edgekit/mqtt';
 import { startSensor, TemperatureSensor } from './module.js';
 
-const client = await fromEnvironment(TemperatureSensor, { transports: { mqtt } });
+const client = await fromEnvironment(TemperatureSensor, { transports: { mqtt, amqp } });
 const stop = await startSensor(client);
 console.log(`sensor ${client.deviceId}/${client.moduleId} running`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
