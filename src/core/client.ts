@@ -364,6 +364,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * Math.random())));
   }
 
+  private everConnected = false;
   /** The connection attempt in progress, so close() can abort it and wait for it. */
   private establishing: { promise: Promise<void>; abort: AbortController } | undefined;
 
@@ -438,6 +439,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       toJsonBytes(presenceOnline(this.clock.now())),
     );
     if (abandoned()) throw closedWhileConnecting();
+    if (this.everConnected) this.counters.reconnects++;
+    this.everConnected = true;
     this.setStatus({ state: 'connected', since: new Date(this.clock.now()) });
     void conn.closed.then((cause) => this.onConnectionEnded(conn, cause));
     // Handlers registered while this connection was being set up.
@@ -491,7 +494,6 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       if (this.closing) return;
       try {
         await this.establish(this.opts.connectTimeoutInMs);
-        this.counters.reconnects++;
         return;
       } catch (error) {
         const c = this.conn;
