@@ -46,19 +46,39 @@ export function table(title: string, rows: Array<Record<string, string>>): void 
  * Runs `a` and `b` alternately (`rounds` pairs, after one warm-up pair) so both see the same machine load; returns
  * the median rate of each and the median of the per-pair ratios b/a.
  */
-export async function compare(
+export function compare(
   n: number,
   rounds: number,
   a: (n: number) => Promise<void> | void,
   b: (n: number) => Promise<void> | void,
 ): Promise<{ a: number; b: number; ratio: number }> {
-  const time = async (fn: (n: number) => Promise<void> | void) => {
+  return comparePrepared(
+    n,
+    rounds,
+    async (k) => async () => a(k),
+    async (k) => async () => b(k),
+  );
+}
+
+/**
+ * {@link compare} for work with an untimed set-up: `prepare(n)` does the set-up (e.g. fills a backlog) and resolves to
+ * the part that is timed.
+ */
+export async function comparePrepared(
+  n: number,
+  rounds: number,
+  a: (n: number) => Promise<() => Promise<void>>,
+  b: (n: number) => Promise<() => Promise<void>>,
+  warmUp = 20_000,
+): Promise<{ a: number; b: number; ratio: number }> {
+  const time = async (prepare: (n: number) => Promise<() => Promise<void>>) => {
+    const run = await prepare(n);
     const start = process.hrtime.bigint();
-    await fn(n);
+    await run();
     return n / (Number(process.hrtime.bigint() - start) / 1e9);
   };
-  await a(Math.min(n, 20_000));
-  await b(Math.min(n, 20_000));
+  await (await a(Math.min(n, warmUp)))();
+  await (await b(Math.min(n, warmUp)))();
   const ra: number[] = [];
   const rb: number[] = [];
   const ratios: number[] = [];

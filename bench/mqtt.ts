@@ -22,7 +22,7 @@ import { mqtt } from 'edgekit/mqtt';
 import * as mqttjs from 'mqtt';
 import { deployRoutes } from '../src/service/operations.js';
 import { startMosquitto } from '../test/integration/brokers/mosquitto.js';
-import { body256, compare, fmt, median, table } from './common.js';
+import { body256, compare, comparePrepared, fmt, median, table } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -224,40 +224,12 @@ async function edgekitPipeline(): Promise<Pipeline> {
   };
 }
 
-/** Like {@link compare}, for a measurement with an untimed preparation step. */
-async function compareBacklog(
-  n: number,
-  rounds: number,
-  a: (n: number) => Promise<() => Promise<void>>,
-  b: (n: number) => Promise<() => Promise<void>>,
-): Promise<{ a: number; b: number; ratio: number }> {
-  const time = async (prepare: (n: number) => Promise<() => Promise<void>>) => {
-    const drain = await prepare(n);
-    const start = process.hrtime.bigint();
-    await drain();
-    return n / (Number(process.hrtime.bigint() - start) / 1e9);
-  };
-  await (await a(Math.min(n, 5_000)))();
-  await (await b(Math.min(n, 5_000)))();
-  const ra: number[] = [];
-  const rb: number[] = [];
-  const ratios: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const x = await time(a);
-    const y = await time(b);
-    ra.push(x);
-    rb.push(y);
-    ratios.push(y / x);
-  }
-  return { a: median(ra), b: median(rb), ratio: median(ratios) };
-}
-
 async function throughput(): Promise<void> {
   const raw = await rawPipeline();
   const ours = await edgekitPipeline();
   const e2e = await compare(N, ROUNDS, raw.endToEnd, ours.endToEnd);
   const send = await compare(N, ROUNDS, raw.sendOnly, ours.sendOnly);
-  const receive = await compareBacklog(N, ROUNDS, raw.backlog, ours.backlog);
+  const receive = await comparePrepared(N, ROUNDS, raw.backlog, ours.backlog, 5_000);
   await Promise.all([raw.close(), ours.close()]);
   const row = (measure: string, r: { a: number; b: number; ratio: number }) => ({
     measure,
