@@ -498,48 +498,77 @@ export class AmqpConnection implements TransportConnection {
         await this.declareMessageQueue(channel, queue);
         this.declared.set(queue, Promise.resolve());
         this.ready.add(queue);
-        const ack = (message: Message) => acks.ack(message);
-        const requeue = (message: Message) => acks.requeue(message);
-        const { consumerTag } = await channel.consume(
-          queue,
-          (message) => {
-            if (message === null) {
-              if (!subscription.stopped)
-                this.lose(new Error(`RabbitMQ cancelled the consumer of ${queue} (queue deleted?)`));
-              return;
-            }
-            if (subscription.stopped) {
-              // Sent before the broker saw our cancel: give it straight back.
-              acks.requeue(message);
-              return;
-            }
-            const [settle, release] = subscription.handOut(message, ack, requeue);
-            const delivery: Delivery = {
-              bytes: bytesOf(message.content),
-              redelivered: message.fields.redelivered,
-              ack: settle,
-              // Back to the queue now (nack with requeue), for this or another consumer, flagged redelivered.
-              release,
-            };
-            try {
-              onDelivery(delivery);
-            } catch {
-              // The core's callback must not throw; if it does, the message stays unacknowledged and is redelivered.
-            }
-          },
-          { noAck: false },
-        );
-        subscription.consumerTag = consumerTag;
       } catch (error) {
-        subscription.stopped = true;
-        await channel.close().catch(noop);
-        throw error;
+        return this.abandonStart(channel, subscription, error);
       }
-      this.subscriptions.add(subscription);
-      channel.on('close', () => this.subscriptions.delete(subscription));
-      this.guard(channel, `consumer of ${address}`, subscription);
-      return subscription;
+      const ack = (message: Message) => acks.ack(message);
+      const requeue = (message: Message) => acks.requeue(message);
+      return this.startConsuming(channel, queue, subscription, `consumer of ${address}`, (message) => {
+        if (subscription.stopped) {
+          // Sent before the broker saw our cancel: give it straight back.
+          acks.requeue(message);
+          return;
+        }
+        const [settle, release] = subscription.handOut(message, ack, requeue);
+        const delivery: Delivery = {
+          bytes: bytesOf(message.content),
+          redelivered: message.fields.redelivered,
+          ack: settle,
+          // Back to the queue now (nack with requeue), for this or another consumer, flagged redelivered.
+          release,
+        };
+        try {
+          onDelivery(delivery);
+        } catch {
+          // The core's callback must not throw; if it does, the message stays unacknowledged and is redelivered.
+        }
+      });
     });
+  }
+
+  /**
+   * Starts a manual-ack consumer on `queue` for a subscription whose channel is set up, and registers it: a broker
+   * cancel (queue deleted) ends the connection, a failed start closes the channel.
+   */
+  private async startConsuming(
+    channel: Channel,
+    queue: string,
+    subscription: ChannelSubscription,
+    what: string,
+    onMessage: (message: Message) => void,
+  ): Promise<ChannelSubscription> {
+    try {
+      const { consumerTag } = await channel.consume(
+        queue,
+        (message) => {
+          if (message === null) {
+            if (!subscription.stopped) this.lose(new Error(`RabbitMQ cancelled the ${what} (queue deleted?)`));
+            return;
+          }
+          onMessage(message);
+        },
+        { noAck: false },
+      );
+      subscription.consumerTag = consumerTag;
+    } catch (error) {
+      return this.abandonStart(channel, subscription, error);
+    }
+    return this.register(channel, subscription, what);
+  }
+
+  /** A subscription that failed to start: its channel is closed and the error goes to the caller. */
+  private async abandonStart(channel: Channel, subscription: ChannelSubscription, error: unknown): Promise<never> {
+    subscription.stopped = true;
+    await channel.close().catch(noop);
+    throw error;
+  }
+
+  /** Tracks a started subscription until its channel closes. */
+  private register(channel: Channel, subscription: ChannelSubscription, what: string): ChannelSubscription {
+    this.subscriptions.add(subscription);
+    channel.on('close', () => this.subscriptions.delete(subscription));
+    this.guard(channel, what, subscription);
+    return subscription;
   }
 
   // ---- retained values ----
@@ -653,14 +682,9 @@ export class AmqpConnection implements TransportConnection {
         const seen = current?.id === undefined ? -1 : changes.findIndex((m) => m.properties.messageId === current.id);
         for (const message of changes.slice(seen + 1)) emit(decodeRetained(message));
       } catch (error) {
-        subscription.stopped = true;
-        await channel.close().catch(noop);
-        throw error;
+        return this.abandonStart(channel, subscription, error);
       }
-      this.subscriptions.add(subscription);
-      channel.on('close', () => this.subscriptions.delete(subscription));
-      this.guard(channel, `watch of ${key}`, subscription);
-      return subscription;
+      return this.register(channel, subscription, `watch of ${key}`);
     });
   }
 
@@ -873,51 +897,36 @@ export class AmqpConnection implements TransportConnection {
         await channel.prefetch(this.options.prefetch);
         // Exists only while served: with nobody serving, a request is unroutable and fails fast as `not-found`.
         await channel.assertQueue(queue, { durable: false, autoDelete: true });
-        const { consumerTag } = await channel.consume(
-          queue,
-          (message) => {
-            if (message === null) {
-              if (!subscription.stopped) this.lose(new Error(`RabbitMQ cancelled the server of ${address}`));
-              return;
-            }
-            if (subscription.stopped) {
-              if (this.state === 'open') channel.nack(message, false, true);
-              return;
-            }
-            const [settle] = subscription.handOut(message, ack);
-            const { replyTo, correlationId } = message.properties;
-            // At most once: a request whose first server died mid-way is not run again (its caller times out).
-            if (message.fields.redelivered || typeof replyTo !== 'string') {
-              settle();
-              return;
-            }
-            let reply: Promise<Uint8Array>;
-            try {
-              reply = Promise.resolve(handler(bytesOf(message.content)));
-            } catch (error) {
-              reply = Promise.reject(error);
-            }
-            reply
-              .then(async (bytes) => {
-                if (!(bytes instanceof Uint8Array) || this.state !== 'open') return;
-                const replies = this.replySlot.ready ?? (await this.replySlot.get());
-                replies.publish('', replyTo, bufferOf(bytes), { correlationId, persistent: false });
-              })
-              .catch(noop) // no reply: the caller times out, as with a server that died
-              .finally(settle);
-          },
-          { noAck: false },
-        );
-        subscription.consumerTag = consumerTag;
       } catch (error) {
-        subscription.stopped = true;
-        await channel.close().catch(noop);
-        throw error;
+        return this.abandonStart(channel, subscription, error);
       }
-      this.subscriptions.add(subscription);
-      channel.on('close', () => this.subscriptions.delete(subscription));
-      this.guard(channel, `server of ${address}`, subscription);
-      return subscription;
+      return this.startConsuming(channel, queue, subscription, `server of ${address}`, (message) => {
+        if (subscription.stopped) {
+          if (this.state === 'open') channel.nack(message, false, true);
+          return;
+        }
+        const [settle] = subscription.handOut(message, ack);
+        const { replyTo, correlationId } = message.properties;
+        // At most once: a request whose first server died mid-way is not run again (its caller times out).
+        if (message.fields.redelivered || typeof replyTo !== 'string') {
+          settle();
+          return;
+        }
+        let reply: Promise<Uint8Array>;
+        try {
+          reply = Promise.resolve(handler(bytesOf(message.content)));
+        } catch (error) {
+          reply = Promise.reject(error);
+        }
+        reply
+          .then(async (bytes) => {
+            if (!(bytes instanceof Uint8Array) || this.state !== 'open') return;
+            const replies = this.replySlot.ready ?? (await this.replySlot.get());
+            replies.publish('', replyTo, bufferOf(bytes), { correlationId, persistent: false });
+          })
+          .catch(noop) // no reply: the caller times out, as with a server that died
+          .finally(settle);
+      });
     });
   }
 }
