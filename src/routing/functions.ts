@@ -57,29 +57,51 @@ const math = (name: string, fn: (x: number) => number): Builtin => ({
 
 const isString = (v: QueryValue): v is string => typeof v === 'string';
 
-function stringPredicate(name: string, test: (s: string, t: string) => boolean): Builtin {
+const isNumber = (v: QueryValue): v is number => typeof v === 'number';
+
+/**
+ * A built-in of two arguments of one type: `op` runs when both values have that type at run time; otherwise the
+ * result is `missing` (undefined, which for numbers is NaN).
+ */
+function binary<T extends QueryValue>(
+  name: string,
+  param: 'number' | 'string',
+  is: (v: QueryValue) => v is T,
+  result: (fn: (m: Parameters<Eval<QueryValue>>[0]) => unknown) => Typed,
+  op: (a: T, b: T) => unknown,
+  missing: unknown,
+): Builtin {
   return {
     name,
-    signatures: [`${name}(string, string)`],
+    signatures: [`${name}(${param}, ${param})`],
     overloads: [
       {
-        params: ['string', 'string'],
+        params: [param, param],
         queryValues: true,
         build(args) {
           const [a, b] = queries(args) as [Eval<QueryValue>, Eval<QueryValue>];
-          return {
-            type: 'bool',
-            fn: (m): Tri => {
-              const s = a(m);
-              const t = b(m);
-              return isString(s) && isString(t) ? test(s, t) : undefined;
-            },
-          };
+          return result((m) => {
+            const x = a(m);
+            const y = b(m);
+            return is(x) && is(y) ? op(x, y) : missing;
+          });
         },
       },
     ],
   };
 }
+
+const numberResult = (fn: (m: Parameters<Eval<QueryValue>>[0]) => unknown): Typed => ({
+  type: 'number',
+  fn: fn as Eval<number>,
+});
+const boolResult = (fn: (m: Parameters<Eval<QueryValue>>[0]) => unknown): Typed => ({
+  type: 'bool',
+  fn: fn as Eval<Tri>,
+});
+
+const stringPredicate = (name: string, test: (s: string, t: string) => boolean): Builtin =>
+  binary(name, 'string', isString, boolResult, test, undefined);
 
 function stringMap(name: string, fn: (s: string) => string): Builtin {
   return {
@@ -118,27 +140,7 @@ const BUILTINS: readonly Builtin[] = [
   math('sign', (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : Number.NaN)),
   math('sqrt', Math.sqrt),
   math('square', (x) => x * x),
-  {
-    name: 'power',
-    signatures: ['power(number, number)'],
-    overloads: [
-      {
-        params: ['number', 'number'],
-        queryValues: true,
-        build(args) {
-          const [a, b] = queries(args) as [Eval<QueryValue>, Eval<QueryValue>];
-          return {
-            type: 'number',
-            fn: (m) => {
-              const x = a(m);
-              const y = b(m);
-              return typeof x === 'number' && typeof y === 'number' ? dotNetPow(x, y) : Number.NaN;
-            },
-          };
-        },
-      },
-    ],
-  },
+  binary('power', 'number', isNumber, numberResult, dotNetPow, Number.NaN),
   {
     name: 'as_number',
     signatures: ['as_number(string)', 'as_number(number)'],
@@ -360,27 +362,7 @@ const BUILTINS: readonly Builtin[] = [
       },
     ],
   },
-  {
-    name: 'index_of',
-    signatures: ['index_of(string, string)'],
-    overloads: [
-      {
-        params: ['string', 'string'],
-        queryValues: true,
-        build(args) {
-          const [a, b] = queries(args) as [Eval<QueryValue>, Eval<QueryValue>];
-          return {
-            type: 'number',
-            fn: (m) => {
-              const s = a(m);
-              const t = b(m);
-              return isString(s) && isString(t) ? s.indexOf(t) : Number.NaN;
-            },
-          };
-        },
-      },
-    ],
-  },
+  binary('index_of', 'string', isString, numberResult, (s, t) => s.indexOf(t), Number.NaN),
   stringPredicate('starts_with', (s, t) => s.startsWith(t)),
   stringPredicate('ends_with', (s, t) => s.endsWith(t)),
   stringPredicate('contains', (s, t) => s.includes(t)),
