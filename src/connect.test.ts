@@ -99,7 +99,7 @@ describe('connect', () => {
   test('gives up the first connection after connectTimeoutInMs with connection-failed', async () => {
     const refusing: Transport = {
       name: 'refusing',
-      capabilities: { keepsMessagesBeforeFirstConsumer: false, sharedConsumers: false },
+      capabilities: { keepsMessagesBeforeFirstConsumer: false, sharedConsumers: false, listsRetained: false },
       connect: async () => {
         throw new EdgeKitError('connection-failed', 'refused');
       },

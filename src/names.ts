@@ -40,4 +40,34 @@ export const addresses = {
   reported: (device: string, module: string) => `twin/${device}/${module}/reported`,
   presence: (device: string, module: string) => `presence/${device}/${module}`,
   routes: (device: string) => `routes/${device}`,
+  deployment: (device: string) => `deployment/${device}`,
 } as const;
+
+/**
+ * Checks an address pattern for `observe`/`listRetained`: `/`-separated segments, each `*` (any one segment) or a
+ * segment without `/ + # * .`, whitespace or control characters. Returns its segments.
+ */
+export function checkAddressPattern(pattern: unknown): readonly string[] {
+  if (typeof pattern !== 'string') throw new TypeError(`pattern must be a string, got ${typeof pattern}`);
+  const segments = pattern.split('/');
+  for (const segment of segments) {
+    if (segment === '*') continue;
+    if (segment.length === 0 || /[/.+#*\s\p{Cc}]/u.test(segment)) {
+      throw new RangeError(
+        `pattern ${JSON.stringify(pattern)}: segment ${JSON.stringify(segment)} must be * or a non-empty segment ` +
+          'without . * # + whitespace or control characters',
+      );
+    }
+  }
+  return segments;
+}
+
+/** Whether `address` matches the checked pattern `segments` (`*` matches any one segment). */
+export function matchesAddressPattern(segments: readonly string[], address: string): boolean {
+  const parts = address.split('/');
+  if (parts.length !== segments.length) return false;
+  for (let i = 0; i < parts.length; i++) {
+    if (segments[i] !== '*' && segments[i] !== parts[i]) return false;
+  }
+  return true;
+}

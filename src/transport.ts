@@ -16,6 +16,8 @@ export interface TransportCapabilities {
   readonly keepsMessagesBeforeFirstConsumer: boolean;
   /** Several connections may consume one queue as a group, each message going to one of them. */
   readonly sharedConsumers: boolean;
+  /** {@link TransportConnection.listRetained} is implemented (memory, MQTT; not AMQP, which cannot list queues). */
+  readonly listsRetained: boolean;
 }
 
 /** Options for {@link Transport.connect}. */
@@ -75,6 +77,12 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+/**
+ * Receives copies of observed messages: the address a message was published to and its bytes. Must not throw
+ * (a transport ignores what it throws).
+ */
+export type ObserveHandler = (address: string, bytes: Uint8Array) => void;
+
 /** Options for {@link TransportConnection.request}. */
 export interface RequestOptions {
   /** The request expires after this long: the broker may discard it and the call rejects with `timeout`. */
@@ -101,6 +109,20 @@ export interface TransportConnection {
    * Several connections with the same `clientId` family consuming one address share it (when `sharedConsumers`).
    */
   consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
+
+  /**
+   * Observes copies of the messages published to every message address matching `pattern`, without consuming them:
+   * each message still goes to its queue's consumer. `pattern` is an address whose segments may be `*`, matching any
+   * one segment (`upstream/*`, or `inputs/gw-1/*` followed by `/*`). Best effort, for monitoring: only messages published while observing,
+   * at most once, no acknowledgement. Resolves once messages published after it are observed.
+   */
+  observe(pattern: string, onMessage: ObserveHandler): Promise<Subscription>;
+
+  /**
+   * Optional (see {@link TransportCapabilities.listsRetained}): every retained value whose key matches `pattern`
+   * (segments may be `*`), keyed by key. Used to list the modules with a presence.
+   */
+  listRetained?(pattern: string): Promise<ReadonlyMap<string, Uint8Array>>;
 
   /**
    * Sets (or with `null`, deletes) the retained value at `key`; resolves when the broker has it. Survives restarts.

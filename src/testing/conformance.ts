@@ -1265,5 +1265,193 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         );
       });
     });
+
+    // ------------------------------------------------------------------ observing and listing
+
+    describe('observing and listing', () => {
+      /** Raw connections a test opened besides `op`; closed after it. */
+      let raw: TransportConnection[] = [];
+      afterEach(async () => {
+        await Promise.all(raw.map((c) => c.close().catch(() => undefined)));
+        raw = [];
+      });
+      const rawConnection = async (name: string): Promise<TransportConnection> => {
+        const connection = await env.transport('$operator').connect({ clientId: `$${name}-${deviceId}` });
+        raw.push(connection);
+        return connection;
+      };
+      const text = (value: string) => new TextEncoder().encode(value);
+      /** What an observation saw, as `address text`, awaited with timeouts. */
+      const observations = () => {
+        const seen: string[] = [];
+        const waiters: Array<() => void> = [];
+        return {
+          seen,
+          onMessage: (address: string, bytes: Uint8Array) => {
+            seen.push(`${address} ${new TextDecoder().decode(bytes)}`);
+            for (const wake of waiters.splice(0)) wake();
+          },
+          waitFor: (entry: string) =>
+            waitUntil(
+              () => seen.includes(entry),
+              `the observation of ${entry} (saw ${JSON.stringify(seen)})`,
+              WAIT,
+              (wake) => waiters.push(wake),
+            ),
+        };
+      };
+      /** Raw deliveries of a consumer, acknowledged at once, as text. */
+      const consumer = async (connection: TransportConnection, address: string) => {
+        const got: string[] = [];
+        const waiters: Array<() => void> = [];
+        await connection.consume(address, { prefetch: 10 }, (delivery) => {
+          got.push(new TextDecoder().decode(delivery.bytes));
+          delivery.ack();
+          for (const wake of waiters.splice(0)) wake();
+        });
+        return {
+          got,
+          waitFor: (count: number) =>
+            waitUntil(
+              () => got.length >= count,
+              `${count} deliveries on ${address} (got ${got.length})`,
+              WAIT,
+              (wake) => waiters.push(wake),
+            ),
+        };
+      };
+
+      test('observe() sees messages published to matching addresses, with the address; consumers still get them', async () => {
+        const watcher = await rawConnection('watcher');
+        const inputs = observations();
+        const upstream = observations();
+        await watcher.observe(`inputs/${deviceId}/*/*`, inputs.onMessage);
+        await watcher.observe(`*/${deviceId}`, upstream.onMessage);
+        const sink = await consumer(await rawConnection('sink'), `inputs/${deviceId}/sink/in`);
+        await op.publish(`inputs/${deviceId}/sink/in`, text('m1'));
+        await op.publish(`upstream/${deviceId}`, text('u1'));
+        await inputs.waitFor(`inputs/${deviceId}/sink/in m1`);
+        await upstream.waitFor(`upstream/${deviceId} u1`);
+        await sink.waitFor(1);
+        expect(sink.got).toEqual(['m1']);
+        expect(inputs.seen).toEqual([`inputs/${deviceId}/sink/in m1`]);
+        expect(upstream.seen).toEqual([`upstream/${deviceId} u1`]);
+      });
+
+      test('a connection observing an address it also consumes gets each message once as a delivery and once per observation', async () => {
+        const connection = await rawConnection('both');
+        const wildcard = observations();
+        const exact = observations();
+        const address = `inputs/${deviceId}/sink/in`;
+        const sink = await consumer(connection, address);
+        await connection.observe(`inputs/${deviceId}/*/in`, wildcard.onMessage);
+        await connection.observe(address, exact.onMessage);
+        await op.publish(address, text('m1'));
+        await op.publish(address, text('m2'));
+        await wildcard.waitFor(`${address} m2`);
+        await exact.waitFor(`${address} m2`);
+        await sink.waitFor(2);
+        expect(sink.got).toEqual(['m1', 'm2']);
+        expect(wildcard.seen).toEqual([`${address} m1`, `${address} m2`]);
+        expect(exact.seen).toEqual([`${address} m1`, `${address} m2`]);
+      });
+
+      test('addresses that do not match the pattern are not observed', async () => {
+        const watcher = await rawConnection('watcher');
+        const observed = observations();
+        const exact = observations();
+        await watcher.observe(`inputs/${deviceId}/*/in`, observed.onMessage);
+        await watcher.observe(`upstream/${deviceId}`, exact.onMessage);
+        // Published in order on one connection: anything wrongly observed would arrive before the markers.
+        await op.publish(`inputs/${deviceId}/sink/in2`, text('other input'));
+        await op.publish(`inputs/x-${deviceId}/sink/in`, text('other device'));
+        await op.publish(`inputs/${deviceId}/sink`, text('fewer segments'));
+        await op.publish(`inputs/${deviceId}/sink/in/more`, text('more segments'));
+        await op.publish(`deadletter/${deviceId}/sink`, text('other kind'));
+        await op.publish(`upstream/${deviceId}/more`, text('below the exact address'));
+        await op.publish(`upstream/x-${deviceId}`, text('other upstream'));
+        await op.publish(`inputs/${deviceId}/marker/in`, text('marker'));
+        await op.publish(`upstream/${deviceId}`, text('marker'));
+        await observed.waitFor(`inputs/${deviceId}/marker/in marker`);
+        await exact.waitFor(`upstream/${deviceId} marker`);
+        expect(observed.seen).toEqual([`inputs/${deviceId}/marker/in marker`]);
+        expect(exact.seen).toEqual([`upstream/${deviceId} marker`]);
+      });
+
+      test('after close() an observation sees nothing more; another one of the same pattern goes on', async () => {
+        const watcher = await rawConnection('watcher');
+        const closing = observations();
+        const staying = observations();
+        const marker = observations();
+        const pattern = `inputs/${deviceId}/*/in`;
+        const first = await watcher.observe(pattern, closing.onMessage);
+        await watcher.observe(pattern, staying.onMessage);
+        await watcher.observe(`upstream/${deviceId}`, marker.onMessage);
+        await op.publish(`inputs/${deviceId}/sink/in`, text('before'));
+        await closing.waitFor(`inputs/${deviceId}/sink/in before`);
+        await first.close();
+        await first.close();
+        await op.publish(`inputs/${deviceId}/sink/in`, text('after'));
+        await op.publish(`upstream/${deviceId}`, text('marker'));
+        await staying.waitFor(`inputs/${deviceId}/sink/in after`);
+        await marker.waitFor(`upstream/${deviceId} marker`);
+        expect(closing.seen).toEqual([`inputs/${deviceId}/sink/in before`]);
+        expect(staying.seen).toEqual([`inputs/${deviceId}/sink/in before`, `inputs/${deviceId}/sink/in after`]);
+      });
+
+      test('bad patterns are rejected with TypeError/RangeError', async () => {
+        const bad = (e: unknown) => e instanceof TypeError || e instanceof RangeError;
+        for (const pattern of ['', 'a/+', 'a//b', 'a.b', 'a/#', '/a', 'a/', 42]) {
+          await expect(op.observe(pattern as string, () => undefined)).rejects.toSatisfy(bad);
+          if (op.listRetained !== undefined) await expect(op.listRetained(pattern as string)).rejects.toSatisfy(bad);
+        }
+        await expect(op.observe(`upstream/${deviceId}`, 'not a function' as never)).rejects.toThrow(TypeError);
+      });
+
+      test('listRetained() returns exactly the matching retained keys and values (when the transport lists)', async () => {
+        if (!capabilities.listsRetained) {
+          expect(op.listRetained).toBeUndefined();
+          return;
+        }
+        const list = op.listRetained?.bind(op);
+        if (list === undefined) throw new Error('listsRetained is true but listRetained is missing');
+        const writer = await rawConnection('writer');
+        await writer.setRetained(`presence/${deviceId}/a`, text('A'));
+        await writer.setRetained(`presence/${deviceId}/b`, text('B'));
+        await writer.setRetained(`presence/${deviceId}/c`, text('C'));
+        await writer.setRetained(`presence/${deviceId}/b`, text('B2'));
+        await writer.setRetained(`presence/${deviceId}/c`, null);
+        await writer.setRetained(`presence/x-${deviceId}/a`, text('other device'));
+        await writer.setRetained(`presence/${deviceId}/a/more`, text('more segments'));
+        await writer.setRetained(`twin/${deviceId}/a/desired`, text('other kind'));
+        const decoded = (found: ReadonlyMap<string, Uint8Array>) =>
+          Object.fromEntries([...found].map(([key, value]) => [key, new TextDecoder().decode(value)]));
+        expect(decoded(await list(`presence/${deviceId}/*`))).toEqual({
+          [`presence/${deviceId}/a`]: 'A',
+          [`presence/${deviceId}/b`]: 'B2',
+        });
+        expect(decoded(await list(`presence/${deviceId}/a`))).toEqual({ [`presence/${deviceId}/a`]: 'A' });
+        expect(decoded(await list(`presence/${deviceId}/c`))).toEqual({});
+        expect(decoded(await list(`*/${deviceId}/*/desired`))).toEqual({
+          [`twin/${deviceId}/a/desired`]: 'other kind',
+        });
+        // Listing while the same keys are watched and observed on the connection leaves those working.
+        const watched: Array<string | undefined> = [];
+        await op.watchRetained(`presence/${deviceId}/a`, (value) =>
+          watched.push(value === undefined ? undefined : new TextDecoder().decode(value)),
+        );
+        const observed = observations();
+        await op.observe(`presence/${deviceId}/*`, observed.onMessage);
+        expect(Object.keys(decoded(await list(`presence/${deviceId}/*`))).sort()).toEqual([
+          `presence/${deviceId}/a`,
+          `presence/${deviceId}/b`,
+        ]);
+        await writer.setRetained(`presence/${deviceId}/a`, text('A2'));
+        await waitUntil(() => watched.includes('A2'), 'the watch to see A2', WAIT);
+        expect(watched).toEqual(['A', 'A2']);
+        // Retained values are not messages: the observation saw none of them.
+        expect(observed.seen).toEqual([]);
+      });
+    });
   });
 }

@@ -34,7 +34,8 @@ export function amqp(options: AmqpTransportOptions): Transport {
   let lib: Promise<AmqplibModule> | undefined;
   return {
     name: 'amqp',
-    capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true },
+    // AMQP 0-9-1 cannot list queues, so retained values cannot be listed by pattern.
+    capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true, listsRetained: false },
     async connect(connectOptions: TransportConnectOptions): Promise<TransportConnection> {
       if (resolved.lib !== undefined) return connectAmqp(resolved.lib, resolved, connectOptions);
       lib ??= loadAmqplib();

@@ -63,8 +63,26 @@ export interface Topology {
   readonly prefix: string;
   /** Topic exchange carrying retained values (and fired wills); routing key = the key's last-value queue name. */
   readonly retainedExchange: string;
-  /** Durable queue of a message address; messages reach it through the default exchange. */
+  /**
+   * Direct exchange carrying messages; routing key = the message queue's name. Each message queue is bound to it with
+   * its own name, and so is {@link observeExchange} (an exchange-to-exchange binding per queue), which gives observers
+   * a copy of every message published to a declared queue.
+   */
+  readonly messagesExchange: string;
+  /**
+   * Topic exchange that receives a copy of every message from {@link messagesExchange}; observers bind queues of
+   * their own to it with patterns (see {@link observeBindingKey}). Without observers it routes to nothing.
+   */
+  readonly observeExchange: string;
+  /** Durable queue of a message address, also its routing key on {@link messagesExchange}. */
   messageQueue(address: string): string;
+  /**
+   * The binding key on {@link observeExchange} for an address pattern's segments (`*` stays `*`, one word), or
+   * `undefined` when it is longer than AMQP allows (then no queue it matches has a plain name either).
+   */
+  observeBindingKey(segments: readonly string[]): string | undefined;
+  /** The address of a message queue's name (a routing key), or `undefined` for a hashed or foreign name. */
+  addressOfMessageQueue(name: string): string | undefined;
   /** Durable last-value queue of a retained key, also its routing key on {@link retainedExchange}. */
   retainedQueue(key: string): string;
   /** Auto-delete queue that requests to `address` are sent to (through the default exchange). */
@@ -88,7 +106,21 @@ export function topology(prefix: string): Topology {
   return {
     prefix,
     retainedExchange: `${prefix}.retained`,
+    messagesExchange: `${prefix}.messages`,
+    observeExchange: `${prefix}.observe`,
     messageQueue: (address) => nameOf(prefix, 'msg', address),
+    observeBindingKey: (segments) => {
+      const key = `${prefix}.msg.${segments.join('.')}`;
+      return Buffer.byteLength(key) <= MAX_AMQP_NAME_BYTES ? key : undefined;
+    },
+    addressOfMessageQueue: (name) => {
+      const start = `${prefix}.msg.`;
+      if (!name.startsWith(start)) return undefined;
+      const words = name.slice(start.length).split('.');
+      // A hashed name (`…=<sha-256>`) cannot be turned back into its address.
+      if (words.some((word) => word.length === 0 || word.startsWith('='))) return undefined;
+      return words.join('/');
+    },
     retainedQueue: (key) => nameOf(prefix, 'retained', key),
     requestQueue: (address) => nameOf(prefix, 'rpc', address),
     willQueue: (clientId) => {
@@ -127,6 +159,12 @@ export function willQueueArguments(names: Topology, willKey: string): Record<str
     'x-expires': WILL_QUEUE_EXPIRES_IN_MS,
   };
 }
+
+/**
+ * Arguments of an observer's queue: at most this many copies wait for a slow observer, the oldest dropped first
+ * (observing is best effort; the broker must not fill up for a monitor).
+ */
+export const OBSERVER_QUEUE_ARGUMENTS = { 'x-max-length': 10_000, 'x-overflow': 'drop-head' } as const;
 
 /** Header marking a retained value as deleted (a tombstone keeps the key's queue and tells watchers). */
 export const DELETED_HEADER = 'x-edgekit-deleted';

@@ -5,9 +5,11 @@
  */
 import { type Clock, systemClock } from '../../clock.js';
 import { EdgeKitError } from '../../errors.js';
+import { checkAddressPattern, matchesAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
   Delivery,
+  ObserveHandler,
   PublishOptions,
   RequestHandler,
   RequestOptions,
@@ -126,7 +128,7 @@ export class MemoryBroker {
   transport(): Transport {
     return {
       name: 'memory',
-      capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true },
+      capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true, listsRetained: true },
       connect: (options) => this.connect(options),
     };
   }
@@ -334,6 +336,15 @@ export class MemoryBroker {
     return this.retained.get(key);
   }
 
+  /** @internal Copies of the retained values whose keys match. */
+  listRetained(segments: readonly string[]): Map<string, Uint8Array> {
+    const found = new Map<string, Uint8Array>();
+    for (const [key, value] of this.retained) {
+      if (matchesAddressPattern(segments, key)) found.set(key, new Uint8Array(value));
+    }
+    return found;
+  }
+
   /** @internal */
   watch(key: string, onValue: (v: Uint8Array | undefined) => void): () => void {
     let set = this.watchers.get(key);
@@ -459,6 +470,33 @@ export class MemoryConnection implements TransportConnection {
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
     this.check();
     this.broker.setRetained(key, value);
+  }
+
+  async observe(pattern: string, onMessage: ObserveHandler): Promise<Subscription> {
+    this.check();
+    const segments = checkAddressPattern(pattern);
+    if (typeof onMessage !== 'function') throw new TypeError('observe: onMessage must be a function');
+    const stop = this.broker.tap((event) => {
+      if (event.kind !== 'publish' || event.bytes === null || !this.open) return;
+      if (!matchesAddressPattern(segments, event.address)) return;
+      try {
+        onMessage(event.address, new Uint8Array(event.bytes));
+      } catch {
+        // an observer must not break the publisher
+      }
+    });
+    this.cleanups.add(stop);
+    return {
+      close: async () => {
+        stop();
+        this.cleanups.delete(stop);
+      },
+    };
+  }
+
+  async listRetained(pattern: string): Promise<ReadonlyMap<string, Uint8Array>> {
+    this.check();
+    return this.broker.listRetained(checkAddressPattern(pattern));
   }
 
   async getRetained(key: string): Promise<Uint8Array | undefined> {

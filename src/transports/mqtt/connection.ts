@@ -4,13 +4,15 @@
  * last will. It never reconnects by itself: when the connection drops, `closed` resolves with `connection-lost` and
  * the core connects again with the same client id, resuming the broker-side session.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import { systemClock } from '../../clock.js';
 import { abortError, EdgeKitError, messageOf } from '../../errors.js';
+import { matchesAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
   Delivery,
+  ObserveHandler,
   PublishOptions,
   RequestHandler,
   RequestOptions,
@@ -22,7 +24,14 @@ import { connectFailed, describeReason, operationFailed } from './errors.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
 import { DirectWriter, encodeTopic, nothingStore, type PublishProperties, publishOptionsOf } from './packets.js';
-import { checkAddress, checkClientId, SubscriptionKind, TopicLayout } from './topics.js';
+import {
+  checkAddress,
+  checkClientId,
+  checkPattern,
+  MAX_SUBSCRIPTION_IDENTIFIER,
+  SubscriptionKind,
+  TopicLayout,
+} from './topics.js';
 
 /**
  * Handed to mqtt.js's `handleMessage` callback to skip its automatic PUBACK while letting it read the next packet
@@ -87,6 +96,23 @@ interface RetainedReader {
   live: boolean;
   value: Uint8Array | undefined;
   readonly onChange?: (value: Uint8Array | undefined) => void;
+}
+
+/**
+ * One pattern filter this connection subscribes for `observe` and `listRetained`, shared by every observer and lister
+ * of the same pattern, and unsubscribed when the last of them goes.
+ */
+interface PatternSubscription {
+  readonly filter: string;
+  readonly segments: readonly string[];
+  /** Its own subscription identifier (see {@link SubscriptionKind}). */
+  readonly identifier: number;
+  /** A wrapper per `observe` call, so one function may observe twice. */
+  readonly observers: Set<{ readonly onMessage: ObserveHandler }>;
+  /** The maps of the `listRetained` calls waiting for their sentinel. */
+  readonly listers: Set<Map<string, Uint8Array>>;
+  /** The first SUBSCRIBE (and its SUBACK); later `listRetained` calls subscribe again for the retained messages. */
+  subscribed: Promise<void> | undefined;
 }
 
 interface EarlyRequest {
@@ -181,6 +207,14 @@ export class MqttConnection implements TransportConnection {
   private readonly correlationPrefix = randomBytes(CORRELATION_PREFIX_BYTES);
   private correlationCounter = 0;
   private readonly syncs = new Map<string, () => void>();
+  /** Pattern subscriptions by filter, and by subscription identifier. */
+  private readonly patterns = new Map<string, PatternSubscription>();
+  private readonly patternsById = new Map<number, PatternSubscription>();
+  /**
+   * The last pattern identifier handed out. It starts at random: a pattern subscription that a crashed connection left
+   * in the persistent session keeps sending with its old identifier, which should not name a new pattern.
+   */
+  private patternIdentifier = SubscriptionKind.observe + randomInt(0, 1 << 27);
   private clientTopics: Promise<void> | undefined;
   private syncCounter = 0;
   /** Makes sentinel tokens unique per connection: a late sentinel of an earlier connection must not match. */
@@ -377,6 +411,150 @@ export class MqttConnection implements TransportConnection {
     };
   }
 
+  // ---- observing and listing -------------------------------------------------------------------------------------
+
+  /**
+   * Subscribes the pattern's wildcard filter at QoS 0 — a plain subscription, so this connection gets its own copy of
+   * each message and takes nothing from the address's consumers — and hands the copies to `onMessage`. Retained
+   * values (sent on SUBSCRIBE, or written while observing: the filter is subscribed with retain-as-published) are not
+   * messages and are not observed. Resolves on the SUBACK, when the broker routes new messages to the filter.
+   */
+  async observe(pattern: string, onMessage: ObserveHandler): Promise<Subscription> {
+    const segments = checkPattern(pattern);
+    if (typeof onMessage !== 'function') throw new TypeError('observe: onMessage must be a function');
+    this.assertUsable();
+    const entry = this.patternFor(segments);
+    const observer = { onMessage };
+    entry.observers.add(observer);
+    try {
+      await (entry.subscribed ?? this.subscribePattern(entry));
+    } catch (error) {
+      entry.observers.delete(observer);
+      await this.releasePattern(entry);
+      throw error;
+    }
+    let closed = false;
+    return {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        entry.observers.delete(observer);
+        await this.releasePattern(entry);
+      },
+    };
+  }
+
+  /**
+   * Reads every retained value whose key matches as {@link getRetained} reads one: subscribes the pattern's filter
+   * (the broker sends the matching retained messages while it handles the SUBSCRIBE), publishes a sentinel behind it
+   * and collects what arrives before the sentinel; then unsubscribes.
+   */
+  async listRetained(pattern: string): Promise<ReadonlyMap<string, Uint8Array>> {
+    const segments = checkPattern(pattern);
+    this.assertUsable();
+    const entry = this.patternFor(segments);
+    const found = new Map<string, Uint8Array>();
+    entry.listers.add(found);
+    try {
+      // Always a SUBSCRIBE of its own, even when the filter is observed already: rh 0 sends the retained messages again.
+      await Promise.all([this.subscribePattern(entry), this.sync()]);
+    } finally {
+      entry.listers.delete(found);
+      void this.releasePattern(entry);
+    }
+    return found;
+  }
+
+  /** The pattern subscription of `segments`, registered (not yet subscribed) when new. */
+  private patternFor(segments: readonly string[]): PatternSubscription {
+    const filter = this.topics.patternFilter(segments);
+    let entry = this.patterns.get(filter);
+    if (entry === undefined) {
+      let identifier = this.patternIdentifier;
+      do {
+        identifier = identifier >= MAX_SUBSCRIPTION_IDENTIFIER ? SubscriptionKind.observe : identifier + 1;
+      } while (this.patternsById.has(identifier));
+      this.patternIdentifier = identifier;
+      entry = { filter, segments, identifier, observers: new Set(), listers: new Set(), subscribed: undefined };
+      this.patterns.set(filter, entry);
+      this.patternsById.set(identifier, entry);
+    }
+    return entry;
+  }
+
+  /** Sends a SUBSCRIBE for the pattern; the first one is kept as `entry.subscribed` for later observers. */
+  private subscribePattern(entry: PatternSubscription): Promise<void> {
+    const subscribed = this.subscribeFilter(entry.filter, SubscriptionKind.observe, entry.identifier).then(
+      () => undefined,
+    );
+    if (entry.subscribed === undefined) {
+      entry.subscribed = subscribed;
+      subscribed.catch(() => {
+        if (entry.subscribed === subscribed) entry.subscribed = undefined;
+      });
+    }
+    return subscribed;
+  }
+
+  /** Forgets the pattern and unsubscribes its filter once nobody observes or lists it any more. */
+  private async releasePattern(entry: PatternSubscription): Promise<void> {
+    if (entry.observers.size > 0 || entry.listers.size > 0) return;
+    if (this.patterns.get(entry.filter) !== entry) return;
+    this.patterns.delete(entry.filter);
+    this.patternsById.delete(entry.identifier);
+    // An observe() that comes next registers a new entry; its SUBSCRIBE follows this UNSUBSCRIBE on the wire.
+    if (this.state === 'open') await this.unsubscribeFilter(entry.filter).catch(() => undefined);
+  }
+
+  /** Hands a packet of a pattern subscription to its listers (retained) or, unless told not to, observers (messages). */
+  private onPattern(
+    entry: PatternSubscription | undefined,
+    packet: IPublishPacket,
+    payload: Uint8Array,
+    toObservers = true,
+  ): void {
+    // Undefined: a subscription that was released, or that an earlier connection left in the session.
+    if (entry === undefined) return;
+    const address = this.topics.addressOf(packet.topic);
+    // `#` of an exact pattern's filter also matches the levels below it.
+    if (address === undefined || !matchesAddressPattern(entry.segments, address)) return;
+    if (packet.retain) {
+      // Sent on SUBSCRIBE, or a retained write (retain as published): a current value, or a deletion when empty.
+      for (const found of entry.listers) {
+        if (payload.byteLength === 0) found.delete(address);
+        else found.set(address, new Uint8Array(payload));
+      }
+      return;
+    }
+    if (!toObservers) return;
+    for (const { onMessage } of entry.observers) {
+      try {
+        onMessage(address, new Uint8Array(payload));
+      } catch {
+        // an observer must not throw; what it throws is ignored
+      }
+    }
+  }
+
+  /**
+   * Without subscription identifiers: hands a QoS 0 packet to every pattern its topic matches; true if there was one.
+   * (Patterns are subscribed at QoS 0 and queues at QoS 1, so a QoS 1 packet is a queue's copy.) On a retained key
+   * read on this connection, a copy without the retain flag may be that read's copy of a retained write (its
+   * subscription is not retain-as-published): not given to observers.
+   */
+  private routeToPatterns(packet: IPublishPacket, payload: Uint8Array): boolean {
+    const address = this.topics.addressOf(packet.topic);
+    if (address === undefined) return false;
+    const toObservers = !this.retained.has(packet.topic);
+    let matched = false;
+    for (const entry of this.patterns.values()) {
+      if (!matchesAddressPattern(entry.segments, address)) continue;
+      matched = true;
+      this.onPattern(entry, packet, payload, toObservers);
+    }
+    return matched;
+  }
+
   // ---- requests -------------------------------------------------------------------------------------------------
 
   async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
@@ -486,8 +664,14 @@ export class MqttConnection implements TransportConnection {
     // Served addresses are unsubscribed first: requests queued in a closed session would wait unanswered until they
     // expire — with shared subscriptions a share of every replica's requests. Queues stay subscribed, so a module's
     // inputs keep waiting for it while it is away.
-    const served = [...this.servers.keys()].map((topic) => this.topics.competingFilter(topic));
+    // Pattern filters too: a session keeps them, and the broker would go on sending copies to the closed session.
+    const served = [
+      ...[...this.servers.keys()].map((topic) => this.topics.competingFilter(topic)),
+      ...this.patterns.keys(),
+    ];
     this.servers.clear();
+    this.patterns.clear();
+    this.patternsById.clear();
     this.closing = new Promise<void>((resolve) => {
       const timer = systemClock.setTimer(() => {
         this.client.stream?.destroy();
@@ -538,6 +722,8 @@ export class MqttConnection implements TransportConnection {
     this.queueSubscriptions.clear();
     this.retained.clear();
     this.servers.clear();
+    this.patterns.clear();
+    this.patternsById.clear();
     this.earlyRequests.clear();
     this.replies.clear();
     this.syncs.clear();
@@ -588,17 +774,19 @@ export class MqttConnection implements TransportConnection {
   }
 
   /**
-   * Subscribes and resolves to the granted QoS. Queues and served addresses are subscribed at QoS 1; retained keys
-   * and the per-client topics (sentinels, replies) at QoS 0 — see {@link CONTROL_QOS}.
+   * Subscribes and resolves to the granted QoS. Queues and served addresses are subscribed at QoS 1; retained keys,
+   * the per-client topics (sentinels, replies) and patterns at QoS 0 — see {@link CONTROL_QOS}. A pattern gets its own
+   * `identifier` and retain-as-published, which tells retained values from messages.
    */
-  private subscribeFilter(filter: string, kind: SubscriptionKind): Promise<number> {
+  private subscribeFilter(filter: string, kind: SubscriptionKind, identifier: number = kind): Promise<number> {
     const qos = kind === SubscriptionKind.queue || kind === SubscriptionKind.serve ? 1 : CONTROL_QOS;
+    const rap = kind === SubscriptionKind.observe;
     return this.track<number>((resolve, reject) => {
       // rh 0: retained messages are sent on every SUBSCRIBE, also when the subscription exists (getRetained relies on it).
       // Without subscription identifiers, messages are routed by what is registered on this connection.
       const options = this.subscriptionIdentifiers
-        ? ({ qos, rh: 0, properties: { subscriptionIdentifier: kind } } as const)
-        : ({ qos, rh: 0 } as const);
+        ? ({ qos, rh: 0, rap, properties: { subscriptionIdentifier: identifier } } as const)
+        : ({ qos, rh: 0, rap } as const);
       this.client.subscribe(filter, options, (error, granted) => {
         if (error) {
           reject(operationFailed(error, 'subscribe', filter));
@@ -726,9 +914,20 @@ export class MqttConnection implements TransportConnection {
     const topic = packet.topic;
     const kinds = subscriptionKinds(packet);
     const payload = view(packet.payload);
+    if (kinds.length > 0 && kinds.some((kind) => kind >= SubscriptionKind.observe)) {
+      // A copy for patterns, maybe in one packet with the copy of a queue, retained key or served address.
+      for (const kind of kinds) {
+        if (kind >= SubscriptionKind.observe) this.onPattern(this.patternsById.get(kind), packet, payload);
+      }
+      if (kinds.every((kind) => kind >= SubscriptionKind.observe)) return false;
+    }
     if (kinds.includes(SubscriptionKind.client) || topic === this.topics.sync || topic === this.topics.replies) {
       this.onClientMessage(packet, payload);
       return false;
+    }
+    if (kinds.length === 0 && packet.qos === 0 && this.patterns.size > 0 && this.routeToPatterns(packet, payload)) {
+      // Without identifiers: a pattern's copy — unless the topic is also a retained key read on this connection.
+      if (!this.retained.has(topic)) return false;
     }
     if (kinds.includes(SubscriptionKind.serve) || (kinds.length === 0 && this.servers.has(topic))) {
       this.onRequest(topic, packet, payload);
@@ -738,6 +937,8 @@ export class MqttConnection implements TransportConnection {
       this.onRetained(topic, packet, payload);
       return false;
     }
+    // Queues are subscribed at QoS 1: a QoS 0 message is none of theirs (a stale subscription's), and not held.
+    if (packet.qos === 0) return false;
     // A queue message — also one a resumed session delivers before its consumer registered again: keep it unacked.
     const messageId = packet.messageId;
     this.queueFor(topic).push({

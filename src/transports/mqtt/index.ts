@@ -26,6 +26,8 @@ class MqttTransport implements Transport {
       keepsMessagesBeforeFirstConsumer: false,
       // Only with a share group: plain subscriptions give every connection its own copy.
       sharedConsumers: settings.shareGroup !== undefined,
+      // Retained messages matching a wildcard filter are all sent on SUBSCRIBE.
+      listsRetained: true,
     };
   }
 

@@ -77,7 +77,11 @@ describe('amqp() option validation', () => {
   it('describes itself', () => {
     const transport = amqp({ url });
     expect(transport.name).toBe('amqp');
-    expect(transport.capabilities).toEqual({ keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true });
+    expect(transport.capabilities).toEqual({
+      keepsMessagesBeforeFirstConsumer: true,
+      sharedConsumers: true,
+      listsRetained: false,
+    });
   });
 
   it('checks connect options before touching the network', async () => {
@@ -99,6 +103,19 @@ describe('topology names', () => {
     expect(names.willQueue('dev-1/filter')).toBe('edgekit.will.dev-1/filter');
     expect(names.willQueue('has space')).toMatch(/^edgekit\.will\.=[0-9a-f]{64}$/);
     expect(names.retainedExchange).toBe('edgekit.retained');
+    expect(names.messagesExchange).toBe('edgekit.messages');
+    expect(names.observeExchange).toBe('edgekit.observe');
+  });
+
+  it('maps observe patterns to binding keys, and routing keys back to addresses', () => {
+    expect(names.observeBindingKey(['inputs', 'gw-1', '*', '*'])).toBe('edgekit.msg.inputs.gw-1.*.*');
+    expect(names.observeBindingKey(['upstream', 'x'.repeat(300)])).toBeUndefined();
+    expect(names.addressOfMessageQueue('edgekit.msg.inputs.gw-1.filter.in1')).toBe('inputs/gw-1/filter/in1');
+    expect(names.addressOfMessageQueue(names.messageQueue(`inputs/${'d'.repeat(128)}/${'m'.repeat(128)}/in`))).toBe(
+      undefined,
+    );
+    expect(names.addressOfMessageQueue('edgekit.retained.presence.gw-1.m')).toBeUndefined();
+    expect(names.addressOfMessageQueue('other.msg.upstream.gw-1')).toBeUndefined();
   });
 
   it('hashes names longer than AMQP allows, still one-to-one', () => {
