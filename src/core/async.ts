@@ -18,15 +18,21 @@ export function deferred<T>(): Deferred<T> {
 }
 
 /**
- * An unbounded queue read as an async iterator by one reader; `close()` ends the iteration after the queued items.
- * Used for `status()`, message iterators and the test hub's collectors.
+ * A queue read as an async iterator by one reader; `close()` ends the iteration after the queued items. Unbounded
+ * unless `maxItems` is given: then the oldest waiting item is dropped for a new one (counted in `dropped`).
+ * Used for `status()`, message iterators, the test hub's collectors and the service client's watches.
  */
 export class Channel<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
   private waiter: Deferred<IteratorResult<T>> | undefined;
   private done = false;
+  /** Items dropped because `maxItems` were waiting. */
+  dropped = 0;
 
-  constructor(private readonly onReturn?: () => void) {}
+  constructor(
+    private readonly onReturn?: () => void,
+    private readonly maxItems = Number.POSITIVE_INFINITY,
+  ) {}
 
   push(item: T): void {
     if (this.done) return;
@@ -34,7 +40,13 @@ export class Channel<T> implements AsyncIterableIterator<T> {
       const w = this.waiter;
       this.waiter = undefined;
       w.resolve({ value: item, done: false });
-    } else this.items.push(item);
+      return;
+    }
+    if (this.items.length >= this.maxItems) {
+      this.items.shift();
+      this.dropped++;
+    }
+    this.items.push(item);
   }
 
   close(): void {
@@ -85,4 +97,31 @@ export class Semaphore {
     if (next) next();
     else this.active--;
   }
+}
+
+/** An async iterator over a channel that `close()`s (once) when the reader stops early or asks to. */
+export interface ClosableIterator<T> extends AsyncIterableIterator<T> {
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Reads `channel`; `close()` and an early `return()` run `stop` once, then end the iteration. */
+export function closableIterator<T>(channel: Channel<T>, stop: () => Promise<void>): ClosableIterator<T> {
+  let stopping: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    channel.close();
+    stopping ??= stop();
+    return stopping;
+  };
+  const iterator: ClosableIterator<T> = {
+    next: () => channel.next(),
+    return: async () => {
+      await close();
+      return { value: undefined, done: true };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }

@@ -71,8 +71,8 @@ const MAX_WATCHED_TARGETS = 64;
 /** Largest method payload, as IoT Hub: 128 KB. */
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 const DEFAULT_TTL_SECS = 7200;
-const MIN_METHOD_TIMEOUT = 5_000;
-const MAX_METHOD_TIMEOUT = 300_000;
+export const MIN_METHOD_TIMEOUT = 5_000;
+export const MAX_METHOD_TIMEOUT = 300_000;
 
 /** Test-only observation of every `send`, used by `edgekit/testing`; not part of the public API. */
 export const observeSends: unique symbol = Symbol('edgekit.observeSends');
@@ -385,7 +385,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const started = this.clock.now();
     const conn = await this.transport.connect({
       clientId: this.clientId,
-      will: { key: addresses.presence(this.deviceId, this.moduleId), value: toJsonBytes(presenceLost) },
+      will: {
+        key: addresses.presence(this.deviceId, this.moduleId),
+        value: toJsonBytes(presenceLost(this.clock.now())),
+      },
       timeoutInMs,
       abortSignal: signal,
     });
@@ -1332,13 +1335,21 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
           ...(request.callerModuleId === undefined ? {} : { moduleId: request.callerModuleId }),
         },
       };
+      // Whatever a handler settles with after the deadline (often the abort it was given) is no answer in time: the
+      // caller answers 504 on its own timer, and a late reply must not race that with another status.
+      const late = (): MethodResponseWire => ({
+        status: 504,
+        payload: { message: `method "${request.method}" did not answer within the caller's deadline` },
+      });
       try {
         const result = await handler(payload as never, context);
+        if (controller.signal.aborted) return late();
         const answer = isAnswer(result) ? result : { status: 200, payload: result ?? null };
         if (answer.status < 300 && isSchema(def.response))
           await validate(def.response, answer.payload, `response of method "${request.method}"`);
         return { status: answer.status, payload: answer.payload ?? null };
       } catch (error) {
+        if (controller.signal.aborted) return late();
         if (error instanceof MethodError) return { status: error.status, payload: error.payload };
         return { status: 500, payload: { message: messageOf(error) } };
       }

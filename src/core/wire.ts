@@ -30,6 +30,8 @@ export interface Presence {
   readonly sdk: string;
   /** Why it went offline: `closed` (graceful) or `connection-lost` (last will). */
   readonly reason?: 'closed' | 'connection-lost';
+  /** On a last will: epoch ms when the lost connection was made (the broker writes the will without a time). */
+  readonly connectedAt?: number;
 }
 
 export const presenceOnline = (now: number): Presence => ({
@@ -43,7 +45,29 @@ export const presenceClosed = (now: number): Presence => ({
   sdk: `edgekit/${SDK_VERSION}`,
   reason: 'closed',
 });
-export const presenceLost: Presence = { state: 'offline', sdk: `edgekit/${SDK_VERSION}`, reason: 'connection-lost' };
+/** The last will of a connection made at `connectedAt`. */
+export const presenceLost = (connectedAt: number): Presence => ({
+  state: 'offline',
+  sdk: `edgekit/${SDK_VERSION}`,
+  reason: 'connection-lost',
+  connectedAt,
+});
+
+/** The deployment record retained at `deployment/<device>`: what the last applied manifest deployed. */
+export interface DeploymentRecord {
+  readonly modules: readonly string[];
+  /** Epoch ms. */
+  readonly appliedAt: number;
+}
+
+export function decodeDeploymentRecord(bytes: Uint8Array | undefined): DeploymentRecord | undefined {
+  if (bytes === undefined || bytes.length === 0) return undefined;
+  const v = fromJsonBytes(bytes, 'deployment record');
+  if (!isRecord(v) || !Array.isArray(v.modules) || !v.modules.every((m) => typeof m === 'string')) {
+    throw new EdgeKitError('decode-failed', 'deployment record is not { modules: [string…], appliedAt }');
+  }
+  return { modules: v.modules as string[], appliedAt: typeof v.appliedAt === 'number' ? v.appliedAt : 0 };
+}
 
 export function decodePresence(bytes: Uint8Array | undefined): Presence | undefined {
   if (bytes === undefined || bytes.length === 0) return undefined;
