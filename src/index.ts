@@ -23,6 +23,7 @@ export {
   fromEnvironment,
   type TransportFactory,
 } from './connect.js';
+export type { ClosableIterator } from './core/async.js';
 export { MAX_METHOD_PAYLOAD_BYTES } from './core/client.js';
 export {
   type DesiredOf,
@@ -43,7 +44,7 @@ export {
   untypedModule,
 } from './core/contract.js';
 export { type DeadLetterInfo, MAX_MESSAGE_BYTES } from './core/envelope.js';
-export { type JsonObject, TWIN_LIMITS } from './core/twin.js';
+export { type JsonObject, TWIN_LIMITS, type TwinDocument } from './core/twin.js';
 export type {
   ClientStats,
   CloseOptions,
@@ -72,7 +73,7 @@ export type {
   TwinPatch,
   TwinSection,
 } from './core/types.js';
-export type { Presence } from './core/wire.js';
+export type { DeploymentRecord, Presence } from './core/wire.js';
 export {
   EdgeKitError,
   type EdgeKitErrorCode,
@@ -81,9 +82,35 @@ export {
   MethodError,
 } from './errors.js';
 export { MAX_NAME_LENGTH } from './names.js';
+export {
+  type ApplyDeploymentOptions,
+  connectService,
+  type DeploymentResult,
+  type ModuleStatus,
+  type ModuleTwin,
+  type ServiceClient,
+  type ServiceClientOptions,
+  type ServiceInvokeOptions,
+  type TwinWatch,
+  type UpdateDesiredOptions,
+  type WatchOptions,
+} from './service/client.js';
+export { type Deployment, type DeploymentProblem, readDeployment } from './service/deployment.js';
+export type {
+  MessageMonitor,
+  MonitorDestination,
+  MonitorEvent,
+  MonitoredMessage,
+  MonitorFilter,
+  MonitorKind,
+  MonitorOptions,
+  MonitorStats,
+  UndecodableMessage,
+} from './service/monitor.js';
 export type {
   ConsumeOptions,
   Delivery,
+  ObserveHandler,
   PublishOptions,
   RequestHandler,
   RequestOptions,

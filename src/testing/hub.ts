@@ -14,7 +14,7 @@ import type { ConnectOptions, MethodResult, ModuleClient, TwinSection } from '..
 import type { Presence } from '../core/wire.js';
 import { EdgeKitError } from '../errors.js';
 import { addresses, checkName } from '../names.js';
-import { routesFromManifest } from '../routing/index.js';
+import { readDeployment } from '../service/deployment.js';
 import {
   deployRoutes,
   type InjectOptions,
@@ -193,9 +193,9 @@ export class TestHub implements AsyncDisposable {
     this.conn = await this.broker.transport().connect({ clientId: '$testhub' });
     let routes = options.routes;
     if (options.manifest !== undefined) {
-      const fromManifest = routesFromManifest(options.manifest);
-      routes = { ...fromManifest, ...routes };
-      this.manifestDesired = desiredFromManifest(options.manifest);
+      const deployment = readDeployment(options.manifest);
+      routes = { ...deployment.routes, ...routes };
+      this.manifestDesired = { ...deployment.desired };
     }
     if (routes) await this.setRoutes(routes);
     for (const [moduleId, desired] of Object.entries(this.manifestDesired)) {
@@ -412,17 +412,6 @@ export class TestHub implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-function desiredFromManifest(manifest: unknown): Record<string, JsonObject> {
-  const content = (manifest as { modulesContent?: Record<string, Record<string, unknown>> })?.modulesContent ?? {};
-  const out: Record<string, JsonObject> = {};
-  for (const [name, section] of Object.entries(content)) {
-    if (name.startsWith('$')) continue;
-    const desired = section?.['properties.desired'];
-    if (typeof desired === 'object' && desired !== null) out[name] = desired as JsonObject;
-  }
-  return out;
 }
 
 /**

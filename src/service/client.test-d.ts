@@ -1,0 +1,41 @@
+import { expectTypeOf, test } from 'vitest';
+import type { JsonObject, TwinDocument } from '../core/twin.js';
+import type { MethodResult } from '../core/types.js';
+import type { EdgeKitError } from '../errors.js';
+import type { DeploymentResult, ModuleStatus, ServiceClient } from './client.js';
+import type { MonitorDestination, MonitorEvent } from './monitor.js';
+
+declare const service: ServiceClient;
+
+test('service calls resolve to typed results', () => {
+  expectTypeOf(service.applyDeployment('gw', {})).resolves.toEqualTypeOf<DeploymentResult>();
+  expectTypeOf(service.invoke('gw', 'filter', 'reset')).resolves.toEqualTypeOf<MethodResult<unknown>>();
+  expectTypeOf(service.modules('gw')).resolves.toEqualTypeOf<ModuleStatus[]>();
+  expectTypeOf(service.updateDesired('gw', 'm', { a: 1 })).resolves.toEqualTypeOf<TwinDocument<JsonObject>>();
+  // @ts-expect-error a desired patch is an object
+  void service.updateDesired('gw', 'm', 42);
+  // @ts-expect-error ifVersion is a number
+  void service.updateDesired('gw', 'm', {}, { ifVersion: '3' });
+  // @ts-expect-error kinds are input, upstream or deadletter
+  void service.monitor({ kinds: ['sideways'] });
+});
+
+test('monitor events narrow on type and destination kind', async () => {
+  for await (const event of await service.monitor()) {
+    expectTypeOf(event).toEqualTypeOf<MonitorEvent>();
+    if (event.type === 'message') {
+      expectTypeOf(event.body).toBeUnknown();
+      expectTypeOf(event.source.moduleId).toBeString();
+    } else {
+      expectTypeOf(event.error).toEqualTypeOf<EdgeKitError>();
+      expectTypeOf(event.bytes).toEqualTypeOf<Uint8Array>();
+    }
+    const d: MonitorDestination = event.destination;
+    if (d.kind === 'input') expectTypeOf(d.input).toBeString();
+    // @ts-expect-error only input destinations have an input
+    if (d.kind === 'upstream') void d.input;
+  }
+  for await (const doc of await service.watchReported('gw', 'm')) {
+    expectTypeOf(doc.version).toBeNumber();
+  }
+});

@@ -1,0 +1,236 @@
+/**
+ * Watching the messages that flow, for operators: copies of what is routed to module inputs, to `$upstream` and to
+ * dead-letter queues, observed without consuming them, decoded and filtered, read as an async iterator.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Clock } from '../clock.js';
+import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
+import { type DeadLetterInfo, decodeEnvelope, type Envelope } from '../core/envelope.js';
+import { EdgeKitError, messageOf } from '../errors.js';
+import { checkName } from '../names.js';
+import type { Subscription, TransportConnection } from '../transport.js';
+
+/** Where an observed message was going. */
+export type MonitorDestination =
+  | { readonly kind: 'input'; readonly deviceId: string; readonly moduleId: string; readonly input: string }
+  | { readonly kind: 'upstream'; readonly deviceId: string }
+  | { readonly kind: 'deadletter'; readonly deviceId: string; readonly moduleId: string };
+
+/** Which destinations to watch. */
+export type MonitorKind = MonitorDestination['kind'];
+
+/** Which messages {@link ServiceClient.monitor} yields; every field narrows, absent fields match everything. */
+export interface MonitorFilter {
+  readonly deviceId?: string;
+  /** The module that sent the message (for dead letters: the module that gave it up). */
+  readonly moduleId?: string;
+  /** The output it was sent on. */
+  readonly output?: string;
+  /** Default all: `input` (routed to a module input), `upstream`, `deadletter`. */
+  readonly kinds?: readonly MonitorKind[];
+}
+
+/** Options for {@link ServiceClient.monitor}. */
+export interface MonitorOptions {
+  /** Messages kept for a slow reader; beyond it the oldest is dropped (counted). Default 10 000. */
+  readonly maxBuffered?: number;
+  readonly abortSignal?: AbortSignal;
+}
+
+/** A message seen by a monitor, decoded. */
+export interface MonitoredMessage {
+  readonly type: 'message';
+  readonly destination: MonitorDestination;
+  /** Epoch ms when the monitor saw it. */
+  readonly observedAt: number;
+  readonly messageId: string;
+  readonly correlationId?: string;
+  /** Epoch ms when it was sent. */
+  readonly createdAt: number;
+  readonly source: { readonly deviceId: string; readonly moduleId: string; readonly output?: string };
+  readonly properties: Readonly<Record<string, string>>;
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
+  /** The parsed JSON value for JSON content, a string for text, the bytes otherwise. */
+  readonly body: unknown;
+  readonly bodyBytes: Uint8Array;
+  /** On dead letters: why the module gave the message up. */
+  readonly deadLetter?: DeadLetterInfo;
+}
+
+/** Bytes on a watched address that are not an edgekit message: shown, never dropped silently. */
+export interface UndecodableMessage {
+  readonly type: 'undecodable';
+  readonly destination: MonitorDestination;
+  readonly observedAt: number;
+  readonly bytes: Uint8Array;
+  /** `decode-failed`, with the reason. */
+  readonly error: EdgeKitError;
+}
+
+/** What a monitor yields. */
+export type MonitorEvent = MonitoredMessage | UndecodableMessage;
+
+/** Counts of a monitor. */
+export interface MonitorStats {
+  /** Messages yielded or waiting to be. */
+  readonly observed: number;
+  readonly undecodable: number;
+  /** Dropped because the reader fell more than `maxBuffered` behind. */
+  readonly dropped: number;
+}
+
+/** An async iterator of {@link MonitorEvent}s; ends when closed (also by `break`). */
+export interface MessageMonitor extends ClosableIterator<MonitorEvent> {
+  stats(): MonitorStats;
+}
+
+/** What a monitor needs of its service client. */
+export interface MonitorHost {
+  readonly clock: Clock;
+  /** Subscribes with `start` now and again after every reconnect. */
+  keep(start: (conn: TransportConnection) => Promise<Subscription>): Promise<{ close(): Promise<void> }>;
+}
+
+const KINDS: readonly MonitorKind[] = ['input', 'upstream', 'deadletter'];
+
+/** The observe patterns of a filter. */
+function patternsOf(filter: MonitorFilter): string[] {
+  const device = filter.deviceId ?? '*';
+  const kinds = filter.kinds ?? KINDS;
+  return kinds.map((kind) =>
+    kind === 'input'
+      ? `inputs/${device}/*/*`
+      : kind === 'upstream'
+        ? `upstream/${device}`
+        : `deadletter/${device}/${filter.moduleId ?? '*'}`,
+  );
+}
+
+function destinationOf(address: string): MonitorDestination | undefined {
+  const [kind, deviceId, moduleId, input] = address.split('/');
+  if (deviceId === undefined) return undefined;
+  if (kind === 'inputs' && moduleId !== undefined && input !== undefined)
+    return { kind: 'input', deviceId, moduleId, input };
+  if (kind === 'upstream') return { kind: 'upstream', deviceId };
+  if (kind === 'deadletter' && moduleId !== undefined) return { kind: 'deadletter', deviceId, moduleId };
+  return undefined;
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+/** JSON for JSON content types, text for text and UTF-8 content, the bytes otherwise. */
+export function bodyOf(
+  contentType: string | undefined,
+  contentEncoding: string | undefined,
+  bytes: Uint8Array,
+): unknown {
+  const type = contentType?.toLowerCase() ?? '';
+  const textual = type.includes('json') || type.startsWith('text/') || /^utf-?8$/i.test(contentEncoding ?? '');
+  if (!textual || !isUtf8(bytes)) return bytes;
+  const text = utf8.decode(bytes);
+  if (type.includes('json')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function checkFilter(filter: MonitorFilter): void {
+  if (typeof filter !== 'object' || filter === null) throw new TypeError('monitor: filter must be an object');
+  if (filter.deviceId !== undefined) checkName('device id', filter.deviceId);
+  if (filter.moduleId !== undefined) checkName('module id', filter.moduleId);
+  if (filter.output !== undefined) checkName('output', filter.output);
+  if (filter.kinds !== undefined) {
+    if (!Array.isArray(filter.kinds) || filter.kinds.length === 0) {
+      throw new TypeError('monitor: kinds must be a non-empty array of "input", "upstream", "deadletter"');
+    }
+    for (const kind of filter.kinds) {
+      if (!KINDS.includes(kind)) {
+        throw new RangeError(`monitor: unknown kind ${JSON.stringify(kind)}; use "input", "upstream" or "deadletter"`);
+      }
+    }
+  }
+}
+
+/** @internal Starts a monitor; used by the service client. */
+export async function startMonitor(
+  filter: MonitorFilter,
+  options: MonitorOptions,
+  host: MonitorHost,
+): Promise<MessageMonitor> {
+  checkFilter(filter);
+  const maxBuffered = options.maxBuffered ?? 10_000;
+  if (!Number.isInteger(maxBuffered) || maxBuffered < 1) {
+    throw new RangeError(`monitor: maxBuffered must be a positive integer, got ${String(maxBuffered)}`);
+  }
+  if (options.abortSignal?.aborted) throw new EdgeKitError('aborted', 'the operation was aborted');
+  let observed = 0;
+  let undecodable = 0;
+  const subscriptions: Array<{ close(): Promise<void> }> = [];
+  const channel = new Channel<MonitorEvent>(undefined, maxBuffered);
+  let closed = false;
+  const iterator = closableIterator(channel, async () => {
+    closed = true;
+    options.abortSignal?.removeEventListener('abort', onAbort);
+    await Promise.all(subscriptions.map((s) => s.close()));
+  });
+  const monitor: MessageMonitor = Object.assign(iterator, {
+    stats: (): MonitorStats => ({ observed, undecodable, dropped: channel.dropped }),
+  });
+  const onAbort = () => void monitor.close();
+
+  const onMessage = (address: string, bytes: Uint8Array) => {
+    const destination = destinationOf(address);
+    if (destination === undefined || closed) return;
+    const observedAt = host.clock.now();
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(bytes);
+    } catch (error) {
+      undecodable++;
+      const decodeError =
+        error instanceof EdgeKitError ? error : new EdgeKitError('decode-failed', messageOf(error), { cause: error });
+      channel.push({ type: 'undecodable', destination, observedAt, bytes, error: decodeError });
+      return;
+    }
+    const h = envelope.header;
+    const sender = destination.kind === 'deadletter' ? destination.moduleId : h.sourceModuleId;
+    if (filter.moduleId !== undefined && sender !== filter.moduleId) return;
+    if (filter.output !== undefined && h.sourceOutput !== filter.output) return;
+    observed++;
+    channel.push({
+      type: 'message',
+      destination,
+      observedAt,
+      messageId: h.messageId,
+      ...(h.correlationId === undefined ? {} : { correlationId: h.correlationId }),
+      createdAt: h.createdAt,
+      source: {
+        deviceId: h.sourceDeviceId,
+        moduleId: h.sourceModuleId,
+        ...(h.sourceOutput === undefined ? {} : { output: h.sourceOutput }),
+      },
+      properties: h.properties,
+      ...(h.contentType === undefined ? {} : { contentType: h.contentType }),
+      ...(h.contentEncoding === undefined ? {} : { contentEncoding: h.contentEncoding }),
+      body: bodyOf(h.contentType, h.contentEncoding, envelope.body),
+      bodyBytes: envelope.body,
+      ...(h.deadLetter === undefined ? {} : { deadLetter: h.deadLetter }),
+    });
+  };
+
+  try {
+    for (const pattern of patternsOf(filter)) {
+      subscriptions.push(await host.keep((conn) => conn.observe(pattern, onMessage)));
+    }
+  } catch (error) {
+    await monitor.close();
+    throw error;
+  }
+  options.abortSignal?.addEventListener('abort', onAbort, { once: true });
+  return monitor;
+}
