@@ -33,5 +33,9 @@ export default defineConfig([
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
     external: ['protobufjs', 'mqtt', 'amqplib'],
+    // `edgekit demo` bundles the example modules, which import 'edgekit' as users do: resolve it to this source.
+    esbuildOptions(options) {
+      options.alias = { edgekit: './src/index.ts' };
+    },
   },
 ]);

@@ -108,51 +108,18 @@ export async function fromEnvironment<C extends ModuleContract>(
       problems.push(`${variable}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  const url = env.EDGEKIT_BROKER_URL ?? 'memory:';
-  let transport: Transport | undefined;
-  let scheme = '';
-  try {
-    scheme = new URL(url).protocol.replace(/:$/, '');
-  } catch {
-    problems.push(`EDGEKIT_BROKER_URL ${JSON.stringify(url)} is not a URL`);
-  }
-  const files: Record<'ca' | 'cert' | 'key', string | undefined> = { ca: undefined, cert: undefined, key: undefined };
-  for (const [field, variable] of [
-    ['ca', 'EDGEKIT_CA_FILE'],
-    ['cert', 'EDGEKIT_CERT_FILE'],
-    ['key', 'EDGEKIT_KEY_FILE'],
-  ] as const) {
-    const path = env[variable];
-    if (!path) continue;
-    try {
-      files[field] = (readFile ?? (await defaultReadFile()))(path);
-    } catch (error) {
-      problems.push(`${variable}: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`);
-    }
-  }
-  if (scheme === 'memory') {
-    transport = memoryTransport();
-  } else if (scheme) {
-    const family = scheme.replace(/s$/, '');
-    const factory = transports[family];
-    if (!factory) {
-      problems.push(
-        `EDGEKIT_BROKER_URL uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`,
-      );
-    } else if (problems.length === 0) {
-      const tls = {
-        ...(files.ca ? { ca: files.ca } : {}),
-        ...(files.cert ? { cert: files.cert } : {}),
-        ...(files.key ? { key: files.key } : {}),
-      };
-      transport = factory({
-        url,
-        ...(env.EDGEKIT_USERNAME ? { username: env.EDGEKIT_USERNAME } : {}),
-        ...(env.EDGEKIT_PASSWORD ? { password: env.EDGEKIT_PASSWORD } : {}),
-        ...(Object.keys(tls).length > 0 ? { tls } : {}),
-      });
-    }
-  }
+  const transport = await transportFromSettings(
+    {
+      url: env.EDGEKIT_BROKER_URL,
+      username: env.EDGEKIT_USERNAME,
+      password: env.EDGEKIT_PASSWORD,
+      caFile: env.EDGEKIT_CA_FILE,
+      certFile: env.EDGEKIT_CERT_FILE,
+      keyFile: env.EDGEKIT_KEY_FILE,
+    },
+    { transports, memory: memoryTransport, ...(readFile ? { readFile } : {}), labels: ENVIRONMENT_LABELS },
+    problems,
+  );
   if (problems.length > 0) {
     throw new EdgeKitError(
       'invalid-configuration',
@@ -168,6 +135,86 @@ export async function fromEnvironment<C extends ModuleContract>(
     moduleId: moduleId as string,
     ...(env.EDGEKIT_REPLICA_ID ? { replicaId: env.EDGEKIT_REPLICA_ID } : {}),
     ...(transport ? { transport } : {}),
+  });
+}
+
+/** Broker settings, as environment variables or command-line flags give them. */
+export interface BrokerSettings {
+  /** `mqtt:`, `mqtts:`, `amqp:`, `amqps:` or `memory:` (the default). */
+  readonly url?: string | undefined;
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** Paths of PEM files. */
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+}
+
+/** How a setting is named in problems: a variable (`EDGEKIT_BROKER_URL`) or a flag (`--broker`). */
+export type BrokerSettingLabels = Readonly<Record<'url' | 'caFile' | 'certFile' | 'keyFile', string>>;
+
+const ENVIRONMENT_LABELS: BrokerSettingLabels = {
+  url: 'EDGEKIT_BROKER_URL',
+  caFile: 'EDGEKIT_CA_FILE',
+  certFile: 'EDGEKIT_CERT_FILE',
+  keyFile: 'EDGEKIT_KEY_FILE',
+};
+
+/**
+ * @internal The transport for broker settings: the factory of the URL's scheme family (`mqtts:` → `mqtt`), given
+ * the URL, credentials and the TLS files' contents. Every problem (bad URL, unreadable file, no factory for the
+ * scheme) is pushed to `problems`, naming the setting by `labels`; then nothing is created.
+ */
+export async function transportFromSettings(
+  settings: BrokerSettings,
+  options: {
+    readonly transports: Readonly<Record<string, TransportFactory>>;
+    readonly memory: () => Transport;
+    readonly readFile?: (path: string) => string;
+    readonly labels: BrokerSettingLabels;
+  },
+  problems: string[],
+): Promise<Transport | undefined> {
+  const { labels } = options;
+  const url = settings.url || 'memory:';
+  let scheme = '';
+  try {
+    scheme = new URL(url).protocol.replace(/:$/, '');
+  } catch {
+    problems.push(`${labels.url} ${JSON.stringify(url)} is not a URL`);
+  }
+  const tls: { ca?: string; cert?: string; key?: string } = {};
+  for (const [field, setting] of [
+    ['ca', 'caFile'],
+    ['cert', 'certFile'],
+    ['key', 'keyFile'],
+  ] as const) {
+    const path = settings[setting];
+    if (!path) continue;
+    try {
+      tls[field] = (options.readFile ?? (await defaultReadFile()))(path);
+    } catch (error) {
+      problems.push(
+        `${labels[setting]}: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`,
+      );
+    }
+  }
+  if (scheme === 'memory') return options.memory();
+  if (!scheme) return undefined;
+  const family = scheme.replace(/s$/, '');
+  const factory = options.transports[family];
+  if (!factory) {
+    problems.push(
+      `${labels.url} uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`,
+    );
+    return undefined;
+  }
+  if (problems.length > 0) return undefined;
+  return factory({
+    url,
+    ...(settings.username ? { username: settings.username } : {}),
+    ...(settings.password ? { password: settings.password } : {}),
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
   });
 }
 

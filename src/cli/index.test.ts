@@ -32,10 +32,44 @@ describe('edgekit main', () => {
 
   it('exits 2 with a one-line reason on an unknown command', async () => {
     const t = io();
-    expect(await main(['deploy'], t.streams)).toBe(2);
-    expect(t.err()).toMatch(/^edgekit: unknown command "deploy"\n/);
+    expect(await main(['deplooy'], t.streams)).toBe(2);
+    expect(t.err()).toMatch(/^edgekit: unknown command "deplooy"\n/);
     expect(await main(['routes', 'lint'], t.streams)).toBe(2);
     expect(t.err()).toContain('unknown command "routes lint"');
+  });
+
+  it('every command answers --help with its usage and exit 0', async () => {
+    for (const argv of [
+      ['deploy'],
+      ['twin', 'get'],
+      ['twin', 'set'],
+      ['invoke'],
+      ['monitor'],
+      ['status'],
+      ['routes', 'check'],
+      ['demo'],
+    ]) {
+      const t = io();
+      expect(await main([...argv, '--help'], t.streams)).toBe(0);
+      expect(t.out()).toMatch(new RegExp(`^Usage: edgekit ${argv.join(' ')}`));
+      expect(t.out()).toMatch(/Exit status/);
+    }
+  });
+
+  it('a command missing its arguments or given an unknown option exits 2, naming the command', async () => {
+    const t = io();
+    expect(await main(['deploy', '--broker', 'memory:'], t.streams)).toBe(2);
+    expect(t.err()).toMatch(/^edgekit deploy: missing the manifest file\nRun "edgekit deploy --help"/);
+    expect(await main(['status', '--frobnicate'], t.streams)).toBe(2);
+    expect(t.err()).toContain("edgekit status: Unknown option '--frobnicate'");
+    expect(await main(['twin', 'get', 'gw/filter'], t.streams)).toBe(2);
+    expect(t.err()).toContain('no broker: pass --broker <url> or set EDGEKIT_BROKER_URL');
+  });
+
+  it('prints its version', async () => {
+    const t = io();
+    expect(await main(['--version'], t.streams)).toBe(0);
+    expect(t.out()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('lists the commands of a group', async () => {

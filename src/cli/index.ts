@@ -1,52 +1,74 @@
 /**
- * The `edgekit` command: a small dispatcher of `<group> <command>` subcommands, each parsing its own options with
- * `node:util` `parseArgs` (so the CLI adds no dependency to the library). `main` takes its output streams and file
- * reader as arguments, so commands are tested without spawning a process.
+ * The `edgekit` command: a dispatcher of commands (`deploy`, `invoke`, …) and command groups (`twin get`, `routes
+ * check`), each parsing its own options with `node:util` `parseArgs` — the CLI adds no dependency to the library.
+ * `main` takes its output streams, file reader, environment and stop signal as arguments, so commands are tested
+ * in-process without spawning one.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { demoCommand } from './commands/demo.js';
+import { deployCommand } from './commands/deploy.js';
+import { invokeCommand } from './commands/invoke.js';
+import { monitorCommand } from './commands/monitor.js';
 import { routesCheck } from './commands/routes-check.js';
+import { statusCommand } from './commands/status.js';
+import { twinGetCommand, twinSetCommand } from './commands/twin.js';
+import { type CliCommand, type CliIo, EXIT } from './shared.js';
 
-/** Where a command writes and how it reads files; `main` uses the process's streams by default. */
-export interface CliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-  /** Reads a UTF-8 text file; throws when it cannot. */
-  readonly readFile: (path: string) => string;
-}
+export { type CliCommand, type CliIo, EXIT } from './shared.js';
 
-/** A runnable subcommand: its one-line summary and its entry point, which resolves to the exit code. */
-export interface CliCommand {
+/** A group of subcommands, run as `edgekit <group> <command>`. */
+export interface CliGroup {
   readonly summary: string;
-  run(args: readonly string[], io: CliIo): Promise<number>;
+  readonly commands: Readonly<Record<string, CliCommand>>;
 }
 
-/** Exit codes: 0 success, 1 the command failed (e.g. an invalid route), 2 the command line was wrong. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** Command groups and their commands. Add a command by adding an entry here. */
-export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CliCommand>>>> = {
+/** Commands and command groups, in the order `edgekit --help` lists them. Add a command by adding an entry here. */
+export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
+  deploy: deployCommand,
+  twin: {
+    summary: 'read and update module twins',
+    commands: { get: twinGetCommand, set: twinSetCommand },
+  },
+  invoke: invokeCommand,
+  monitor: monitorCommand,
+  status: statusCommand,
   routes: {
-    check: {
-      summary: 'validate the routes of a deployment manifest and show where each module output goes',
-      run: routesCheck,
+    summary: 'work with routes',
+    commands: {
+      check: {
+        summary: 'validate the routes of a deployment manifest and show where each module output goes',
+        run: routesCheck,
+      },
     },
   },
+  demo: demoCommand,
 };
+
+const isGroup = (entry: CliCommand | CliGroup): entry is CliGroup => 'commands' in entry;
 
 function generalHelp(): string {
   const lines = ['Usage: edgekit <command> [options]', '', 'Commands:'];
-  for (const [group, commands] of Object.entries(COMMANDS)) {
-    for (const [name, command] of Object.entries(commands))
-      lines.push(`  ${`${group} ${name}`.padEnd(16)} ${command.summary}`);
+  for (const [name, entry] of Object.entries(COMMANDS)) {
+    if (!isGroup(entry)) lines.push(`  ${name.padEnd(14)} ${entry.summary}`);
+    else
+      for (const [sub, command] of Object.entries(entry.commands))
+        lines.push(`  ${`${name} ${sub}`.padEnd(14)} ${command.summary}`);
   }
-  lines.push('', 'Run "edgekit <command> --help" for the options of a command.', '');
+  lines.push(
+    '',
+    'Broker commands take --broker <url> (mqtt://, mqtts://, amqp://, amqps:// or memory:) or read EDGEKIT_BROKER_URL.',
+    'Run "edgekit <command> --help" for the options of a command; docs/cli.md has worked examples.',
+    '',
+    'Exit status: 0 success, 1 the operation failed (with a one-line reason), 2 usage error.',
+    '',
+  );
   return lines.join('\n');
 }
 
-function groupHelp(group: string, commands: Readonly<Record<string, CliCommand>>): string {
+function groupHelp(group: string, entry: CliGroup): string {
   const lines = [`Usage: edgekit ${group} <command> [options]`, '', 'Commands:'];
-  for (const [name, command] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${command.summary}`);
+  for (const [name, command] of Object.entries(entry.commands)) lines.push(`  ${name.padEnd(10)} ${command.summary}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -57,11 +79,13 @@ function usageError(io: CliIo, reason: string): number {
   return EXIT.usage;
 }
 
-/** The process's streams and a UTF-8 file reader. */
+/** The process's streams and environment, a UTF-8 file reader, and colour when stdout is a terminal. */
 export const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   readFile: (path) => readFileSync(path, 'utf8'),
+  env: process.env,
+  color: process.stdout.isTTY === true && !process.env.NO_COLOR,
 };
 
 /**
@@ -74,21 +98,32 @@ export const processIo: CliIo = {
  * ```
  */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const [group, name, ...rest] = argv;
-  if (group === undefined || isHelp(group)) {
-    io.stdout.write(generalHelp());
-    return group === undefined ? EXIT.usage : EXIT.ok;
-  }
-  const commands = COMMANDS[group];
-  if (commands === undefined) return usageError(io, `unknown command "${group}"`);
+  const [name, ...rest] = argv;
   if (name === undefined || isHelp(name)) {
-    io.stdout.write(groupHelp(group, commands));
+    io.stdout.write(generalHelp());
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
-  const command = commands[name];
-  if (command === undefined) return usageError(io, `unknown command "${group} ${name}"`);
+  if (name === '--version' || name === '-v') {
+    const { SDK_VERSION } = await import('../version.js');
+    io.stdout.write(`${SDK_VERSION}\n`);
+    return EXIT.ok;
+  }
+  const entry = COMMANDS[name];
+  if (entry === undefined) return usageError(io, `unknown command "${name}"`);
+  let command: CliCommand | undefined = isGroup(entry) ? undefined : entry;
+  let args = rest;
+  if (isGroup(entry)) {
+    const [sub, ...subArgs] = rest;
+    if (sub === undefined || isHelp(sub)) {
+      io.stdout.write(groupHelp(name, entry));
+      return sub === undefined ? EXIT.usage : EXIT.ok;
+    }
+    command = entry.commands[sub];
+    if (command === undefined) return usageError(io, `unknown command "${name} ${sub}"`);
+    args = subArgs;
+  }
   try {
-    return await command.run(rest, io);
+    return await (command as CliCommand).run(args, io);
   } catch (error) {
     io.stderr.write(`edgekit: ${error instanceof Error ? error.message : String(error)}\n`);
     return EXIT.failed;
@@ -106,7 +141,13 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  main(process.argv.slice(2)).then((code) => {
+  // Ctrl-C ends long-running commands (monitor, demo) cleanly; a second one exits at once.
+  const stop = new AbortController();
+  process.once('SIGINT', () => {
+    stop.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  main(process.argv.slice(2), { ...processIo, signal: stop.signal }).then((code) => {
     process.exitCode = code;
   });
 }

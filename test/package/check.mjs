@@ -74,6 +74,13 @@ const { defineModule, json, connect, MemoryBroker, memory } = m0;
   );
   process.stdout.write(run('node', ['esm.mjs'], app));
   process.stdout.write(run('node', ['cjs.cjs'], app));
+  // The bin, as an installed package runs it: help, and the demo pipeline in memory.
+  if (!run('npx', ['--no-install', 'edgekit', '--help'], app).includes('edgekit deploy')) {
+    throw new Error('edgekit --help does not list its commands');
+  }
+  const demo = run('npx', ['--no-install', 'edgekit', 'demo', '--duration', '1'], app);
+  if (!/filter\/input1/.test(demo)) throw new Error(`edgekit demo showed no routed message:\n${demo}`);
+  console.log('bin: edgekit --help and edgekit demo ran');
   const size = run('du', ['-sk', join(app, 'node_modules', 'edgekit')], app).split('\t')[0];
   console.log(`installed edgekit: ${size} KiB on disk`);
 } finally {

@@ -17,7 +17,7 @@ import {
   type RouteSpec,
   readManifestRoutes,
 } from '../../routing/index.js';
-import type { CliIo } from '../index.js';
+import type { CliIo } from '../shared.js';
 
 const HELP = `Usage: edgekit routes check <manifest.json | routes.json> [--json]
 

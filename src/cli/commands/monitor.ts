@@ -1,0 +1,161 @@
+/**
+ * `edgekit monitor [<device>[/<module>[/<output>]]]`: prints the messages that flow — routed to module inputs, to
+ * `$upstream`, dead letters — live, one line each, until Ctrl-C (or `--count`, `--duration`). Watching takes nothing
+ * from the modules.
+ */
+import type { MonitorEvent, MonitorFilter, MonitorKind } from '../../service/monitor.js';
+import {
+  BROKER_HELP,
+  type CliIo,
+  closeQuietly,
+  command,
+  EXIT,
+  painter,
+  parseCommand,
+  secondsOption,
+  serviceOf,
+  timeOf,
+  UsageError,
+} from '../shared.js';
+
+const HELP = `Usage: edgekit monitor [<device>[/<module>[/<output>]]] [options]
+
+Prints messages as they flow: those routed to module inputs, to $upstream and
+dead letters, with where they came from and where they went. Narrow it to a device,
+a sending module or one of its outputs. Runs until Ctrl-C.
+
+Options:
+  --kind <kinds>         comma-separated: input, upstream, deadletter (default all)
+  --count <n>            stop after n messages
+  --duration <s>         stop after s seconds
+
+${BROKER_HELP}
+  With --json, prints one JSON object per line; binary bodies as base64.
+
+Exit status: 0 stopped (Ctrl-C, --count or --duration), 1 the broker failed, 2 usage error.
+
+Examples:
+  edgekit monitor gw-1
+  edgekit monitor gw-1/filter --kind upstream --json
+`;
+
+const KINDS: readonly MonitorKind[] = ['input', 'upstream', 'deadletter'];
+
+function filterOf(target: string | undefined, kinds: string | undefined): MonitorFilter {
+  const [deviceId, moduleId, output, ...rest] = target === undefined ? [] : target.split('/');
+  if (rest.length > 0) throw new UsageError(`expected <device>[/<module>[/<output>]], got ${JSON.stringify(target)}`);
+  const parsedKinds = kinds?.split(',').map((k) => k.trim());
+  for (const kind of parsedKinds ?? []) {
+    if (!KINDS.includes(kind as MonitorKind)) {
+      throw new UsageError(`--kind: unknown kind ${JSON.stringify(kind)}; use ${KINDS.join(', ')}`);
+    }
+  }
+  return {
+    ...(deviceId ? { deviceId } : {}),
+    ...(moduleId ? { moduleId } : {}),
+    ...(output ? { output } : {}),
+    ...(parsedKinds ? { kinds: parsedKinds as MonitorKind[] } : {}),
+  };
+}
+
+/** Bodies longer than this are cut in the readable output (`--json` prints them whole). */
+const MAX_BODY_CHARS = 200;
+
+function bodyText(body: unknown): string {
+  if (body instanceof Uint8Array) return `<${body.length} bytes>`;
+  const text = JSON.stringify(body);
+  return text.length > MAX_BODY_CHARS ? `${text.slice(0, MAX_BODY_CHARS - 1)}…` : text;
+}
+
+/** One event as a JSON line (bodies that are bytes as base64). */
+function jsonLine(event: MonitorEvent): string {
+  if (event.type === 'undecodable') {
+    return JSON.stringify({
+      type: event.type,
+      destination: event.destination,
+      observedAt: event.observedAt,
+      error: event.error.message,
+      bytesBase64: Buffer.from(event.bytes).toString('base64'),
+    });
+  }
+  const { bodyBytes: _bytes, body, ...rest } = event;
+  return JSON.stringify(
+    body instanceof Uint8Array ? { ...rest, bodyBase64: Buffer.from(body).toString('base64') } : { ...rest, body },
+  );
+}
+
+/** One event as a readable line, coloured on a terminal. */
+export function textLine(event: MonitorEvent, io: CliIo): string {
+  const paint = painter(io);
+  const d = event.destination;
+  const to =
+    d.kind === 'input'
+      ? `${d.moduleId}/${d.input}`
+      : d.kind === 'upstream'
+        ? '$upstream'
+        : `dead letters of ${d.moduleId}`;
+  const when = paint('dim', timeOf(event.observedAt));
+  if (event.type === 'undecodable') {
+    return `${when} ${d.deviceId} ${paint('red', `? undecodable message → ${to}: ${event.error.message}`)}`;
+  }
+  const from = `${event.source.moduleId}${event.source.output ? `/${event.source.output}` : ''}`;
+  const properties = Object.entries(event.properties);
+  const props = properties.length > 0 ? ` ${paint('dim', properties.map(([k, v]) => `${k}=${v}`).join(' '))}` : '';
+  if (d.kind === 'deadletter') {
+    const why = event.deadLetter
+      ? `${event.deadLetter.reason} on ${event.deadLetter.input} after ${event.deadLetter.attempts} attempt${event.deadLetter.attempts === 1 ? '' : 's'}: ${event.deadLetter.error}`
+      : 'dead letter';
+    return `${when} ${d.deviceId} ${paint('red', `✗ ${d.moduleId} gave up a message from ${from} (${why})`)} ${bodyText(event.body)}${props}`;
+  }
+  const arrow = d.kind === 'upstream' ? paint('yellow', `${from} → ${to}`) : paint('cyan', `${from} → ${to}`);
+  return `${when} ${d.deviceId} ${arrow}  ${bodyText(event.body)}${props}`;
+}
+
+async function monitor(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand(args, {
+    kind: { type: 'string' },
+    count: { type: 'string' },
+    duration: { type: 'string' },
+  });
+  const [target, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const filter = filterOf(target, typeof values.kind === 'string' ? values.kind : undefined);
+  let count = Number.POSITIVE_INFINITY;
+  if (values.count !== undefined) {
+    if (typeof values.count !== 'string' || !/^[1-9]\d*$/.test(values.count)) {
+      throw new UsageError(`--count must be a positive integer, got ${JSON.stringify(values.count)}`);
+    }
+    count = Number(values.count);
+  }
+  const durationInMs = values.duration === undefined ? undefined : secondsOption('duration', values.duration, 0);
+  const service = await serviceOf(values, io);
+  const stop = new AbortController();
+  const onStop = () => stop.abort();
+  io.signal?.addEventListener('abort', onStop, { once: true });
+  const timer = durationInMs === undefined ? undefined : setTimeout(onStop, durationInMs);
+  try {
+    const watch = await service.monitor(filter, { abortSignal: stop.signal });
+    // On stderr also with --json: scripts read stdout, and may wait for this line to know watching has begun.
+    const scope = target ?? 'every device';
+    io.stderr.write(`watching ${scope}${filter.kinds ? ` (${filter.kinds.join(', ')})` : ''}; Ctrl-C to stop\n`);
+    let seen = 0;
+    for await (const event of watch) {
+      io.stdout.write(`${values.json === true ? jsonLine(event) : textLine(event, io)}\n`);
+      if (++seen >= count) break;
+    }
+    const { dropped } = watch.stats();
+    if (dropped > 0) io.stderr.write(`edgekit monitor: ${dropped} messages were dropped: the output was too slow\n`);
+    return EXIT.ok;
+  } finally {
+    if (timer) clearTimeout(timer);
+    io.signal?.removeEventListener('abort', onStop);
+    await closeQuietly(service);
+  }
+}
+
+export const monitorCommand = command(
+  'monitor',
+  'print messages as they flow: routed, $upstream, dead letters',
+  HELP,
+  monitor,
+);

@@ -1,0 +1,112 @@
+/**
+ * `edgekit twin get <device>/<module>` and `edgekit twin set <device>/<module> <json | @file> [--if-version n]`:
+ * read both twin sections of a module; merge a patch into its desired properties.
+ */
+import { checkTwin } from '../../core/twin.js';
+import { messageOf } from '../../errors.js';
+import {
+  BROKER_HELP,
+  type CliIo,
+  closeQuietly,
+  command,
+  EXIT,
+  jsonArgument,
+  moduleArgument,
+  painter,
+  parseCommand,
+  serviceOf,
+  UsageError,
+} from '../shared.js';
+
+const GET_HELP = `Usage: edgekit twin get <device>/<module> [options]
+
+Prints a module's desired and reported properties with their versions.
+
+${BROKER_HELP}
+
+Exit status: 0 printed, 1 the broker failed, 2 usage error.
+
+Example:
+  edgekit twin get gw-1/filter --broker mqtt://127.0.0.1:1883
+`;
+
+const SET_HELP = `Usage: edgekit twin set <device>/<module> <json | @file> [options]
+
+Merges a JSON merge patch into a module's desired properties (null deletes a
+property); a running module receives the patch at once, an offline one when it
+reconnects. Prints the new desired document.
+
+Options:
+  --if-version <n>       apply only if the desired properties are still at version n
+                         (fails with version-conflict otherwise)
+
+${BROKER_HELP}
+
+Exit status: 0 applied, 1 version conflict, twin rules broken or broker failure, 2 usage error.
+
+Examples:
+  edgekit twin set gw-1/filter '{"TemperatureThreshold": 30}'
+  edgekit twin set gw-1/filter @desired-patch.json --if-version 4
+`;
+
+async function get(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [target, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const [deviceId, moduleId] = moduleArgument(target);
+  const service = await serviceOf(values, io);
+  try {
+    const twin = await service.getTwin(deviceId, moduleId);
+    if (values.json === true) {
+      io.stdout.write(`${JSON.stringify({ deviceId, moduleId, ...twin }, null, 2)}\n`);
+    } else {
+      const paint = painter(io);
+      io.stdout.write(
+        `${paint('bold', `desired (version ${twin.desired.version})`)}\n${JSON.stringify(twin.desired.properties, null, 2)}\n` +
+          `${paint('bold', `reported (version ${twin.reported.version})`)}\n${JSON.stringify(twin.reported.properties, null, 2)}\n`,
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    await closeQuietly(service);
+  }
+}
+
+async function set(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand(args, { 'if-version': { type: 'string' } });
+  const [target, patchArgument, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const [deviceId, moduleId] = moduleArgument(target);
+  if (patchArgument === undefined) throw new UsageError('missing the patch: a JSON object or @file');
+  const patch = jsonArgument(patchArgument, io);
+  try {
+    checkTwin(patch, 'the patch', { allowNull: true });
+  } catch (error) {
+    throw new UsageError(messageOf(error));
+  }
+  let ifVersion: number | undefined;
+  const raw = values['if-version'];
+  if (raw !== undefined) {
+    ifVersion = Number(raw);
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw)) {
+      throw new UsageError(`--if-version must be a non-negative integer, got ${JSON.stringify(raw)}`);
+    }
+  }
+  const service = await serviceOf(values, io);
+  try {
+    const doc = await service.updateDesired(deviceId, moduleId, patch, ifVersion === undefined ? {} : { ifVersion });
+    if (values.json === true) io.stdout.write(`${JSON.stringify({ deviceId, moduleId, desired: doc }, null, 2)}\n`);
+    else {
+      io.stdout.write(
+        `desired properties of ${deviceId}/${moduleId} are now at version ${doc.version}\n${JSON.stringify(doc.properties, null, 2)}\n`,
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    await closeQuietly(service);
+  }
+}
+
+export const twinGetCommand = command('twin get', "print a module's desired and reported properties", GET_HELP, get);
+
+export const twinSetCommand = command('twin set', "merge a patch into a module's desired properties", SET_HELP, set);
