@@ -75,7 +75,7 @@ const { defineModule, json, connect, MemoryBroker, memory } = m0;
   process.stdout.write(run('node', ['esm.mjs'], app));
   process.stdout.write(run('node', ['cjs.cjs'], app));
   // The bin, as an installed package runs it: help, and the demo pipeline in memory.
-  if (!run('npx', ['--no-install', 'edgekit', '--help'], app).includes('edgekit deploy')) {
+  if (!run('npx', ['--no-install', 'edgekit', '--help'], app).includes('twin set')) {
     throw new Error('edgekit --help does not list its commands');
   }
   const demo = run('npx', ['--no-install', 'edgekit', 'demo', '--duration', '1'], app);
