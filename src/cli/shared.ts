@@ -99,10 +99,24 @@ export function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(
 export function secondsOption(name: string, value: string | boolean | undefined, fallbackInMs: number): number {
   if (value === undefined) return fallbackInMs;
   const seconds = typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new UsageError(`--${name} must be a positive number of seconds, got ${JSON.stringify(value)}`);
+  // Node timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one would fire at once.
+  if (!Number.isFinite(seconds) || seconds < 0.001 || seconds * 1000 > MAX_TIMER_MS) {
+    throw new UsageError(
+      `--${name} must be a number of seconds from 0.001 to ${Math.floor(MAX_TIMER_MS / 1000)}, got ${JSON.stringify(value)}`,
+    );
   }
   return Math.round(seconds * 1000);
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A name from the command line, checked; throws {@link UsageError}. */
+export function nameArgument(kind: Parameters<typeof checkName>[0], value: string): string {
+  try {
+    return checkName(kind, value);
+  } catch (error) {
+    throw new UsageError(messageOf(error));
+  }
 }
 
 /** `<device>/<module>` → its parts, checked; throws {@link UsageError}. */
@@ -111,13 +125,7 @@ export function moduleArgument(value: string | undefined, what = '<device>/<modu
   const parts = value.split('/');
   if (parts.length !== 2) throw new UsageError(`expected ${what}, got ${JSON.stringify(value)}`);
   const [deviceId, moduleId] = parts as [string, string];
-  try {
-    checkName('device id', deviceId);
-    checkName('module id', moduleId);
-  } catch (error) {
-    throw new UsageError(messageOf(error));
-  }
-  return [deviceId, moduleId];
+  return [nameArgument('device id', deviceId), nameArgument('module id', moduleId)];
 }
 
 /** A JSON argument, or `@file` to read it from a file; throws {@link UsageError} for malformed JSON. */

@@ -5,7 +5,7 @@ import { connect } from '../connect.js';
 import { defineModule, method } from '../core/contract.js';
 import { encodeEnvelope } from '../core/envelope.js';
 import type { ModuleClient } from '../core/types.js';
-import { EdgeKitError, isEdgeKitError } from '../errors.js';
+import { type EdgeKitError, isEdgeKitError } from '../errors.js';
 import { MemoryBroker, memory } from '../transports/memory/index.js';
 import { connectService, type ServiceClient } from './client.js';
 import type { MessageMonitor, MonitorEvent } from './monitor.js';
@@ -380,6 +380,71 @@ describe('ServiceClient on the memory transport', () => {
       code: 'connection-failed',
       message: expect.stringMatching(/refusing broker: ECONNREFUSED/),
     });
-    expect(new EdgeKitError('closed', 'x')).toBeInstanceOf(Error);
+  });
+
+  test('after the connection is lost, monitors and watches subscribe again and say so through onError', async () => {
+    broker = new MemoryBroker();
+    const svc = await service();
+    await svc.applyDeployment('gw', manifest({ up: 'FROM /messages/* INTO $upstream' }));
+    const sensor = await module(Sensor, 'sensor');
+    const errors: string[] = [];
+    const monitor = await svc.monitor({ deviceId: 'gw' }, { onError: (e) => errors.push(e.code) });
+    const reporter = await module(Filter, 'filter');
+    await reporter.report({ threshold: 1 });
+    const watch = await svc.watchReported('gw', 'filter');
+    expect((await watch.next()).value).toEqual({ version: 1, properties: { threshold: 1 } });
+
+    const serviceId = broker.connectedClients().find((id) => id.startsWith('edgekit-service-')) as string;
+    expect(broker.disconnect(serviceId)).toBe(1);
+    await expect.poll(() => errors).toContain('connection-lost');
+    // Once subscribed again, new messages and versions arrive; the unchanged document is not delivered twice.
+    await expect
+      .poll(async () => {
+        await sensor.send('temperature', { t: 99 });
+        const next = await Promise.race([monitor.next(), new Promise((r) => setTimeout(r, 50, undefined))]);
+        return (next as IteratorResult<MonitorEvent> | undefined)?.value;
+      })
+      .toMatchObject({ body: { t: 99 } });
+    await reporter.report({ threshold: 2 });
+    expect((await watch.next()).value).toEqual({ version: 2, properties: { threshold: 2 } });
+  });
+
+  test('an abort ends a monitor or a watch, also one given while it subscribes; an aborted update writes nothing', async () => {
+    broker = new MemoryBroker();
+    const svc = await service();
+    const early = new AbortController();
+    const starting = svc.monitor({}, { abortSignal: early.signal });
+    early.abort();
+    expect((await (await starting).next()).done).toBe(true);
+    const later = new AbortController();
+    const watch = await svc.watchReported('gw', 'filter', { abortSignal: later.signal });
+    await watch.next();
+    later.abort();
+    expect((await watch.next()).done).toBe(true);
+
+    const aborted = AbortSignal.abort();
+    await expect(svc.updateDesired('gw', 'filter', { a: 1 }, { abortSignal: aborted })).rejects.toMatchObject({
+      code: 'aborted',
+    });
+    await expect(svc.applyDeployment('gw', manifest({}), { abortSignal: aborted })).rejects.toMatchObject({
+      code: 'aborted',
+    });
+    expect((await svc.getTwin('gw', 'filter')).desired.version).toBe(0);
+  });
+
+  test('arguments are checked before any I/O: options, patches, signals, oversize desired documents', async () => {
+    broker = new MemoryBroker();
+    const svc = await service();
+    await expect(svc.invoke('gw', 'filter', 'reset', {}, null as never)).rejects.toThrow(TypeError);
+    await expect(svc.applyDeployment('gw', manifest({}), null as never)).rejects.toThrow(TypeError);
+    await expect(svc.updateDesired('gw', 'filter', 42 as never)).rejects.toThrow(/plain JSON object/);
+    await expect(svc.monitor({}, { abortSignal: 'x' as never })).rejects.toThrow(/AbortSignal/);
+    await expect(svc.watchReported('gw', 'filter', { onError: 1 as never })).rejects.toThrow(/onError/);
+    const big = manifest({}, { blob: 'x'.repeat(40 * 1024) });
+    const error = (await svc.applyDeployment('gw', big).catch((e: unknown) => e)) as EdgeKitError;
+    expect(error.code).toBe('invalid-configuration');
+    expect(error.message).toMatch(/filter\.properties\.desired: .*limit is 32768/);
+    await svc.close();
+    await expect(svc.updateDesired('gw', 'filter', 42 as never)).rejects.toThrow(TypeError);
   });
 });

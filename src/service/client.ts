@@ -6,7 +6,7 @@
 import { type Clock, sleep, systemClock } from '../clock.js';
 import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
 import { MAX_METHOD_TIMEOUT, MIN_METHOD_TIMEOUT } from '../core/client.js';
-import { decodeTwin, type JsonObject, type TwinDocument } from '../core/twin.js';
+import { checkTwin, decodeTwin, encodeTwin, type JsonObject, type TwinDocument } from '../core/twin.js';
 import type { MethodResult } from '../core/types.js';
 import {
   type DeploymentRecord,
@@ -91,7 +91,10 @@ export interface ModuleStatus {
 
 /** Options for {@link ServiceClient.watchReported}. */
 export interface WatchOptions {
+  /** Ends the watch. */
   readonly abortSignal?: AbortSignal;
+  /** Hears of a lost connection and of each failed attempt to watch again; the watch keeps trying. */
+  readonly onError?: (error: EdgeKitError) => void;
 }
 
 /** An async iterator of twin documents: the current one first, then each new version. */
@@ -199,11 +202,15 @@ class ServiceClientImpl implements ServiceClient {
     private readonly connectTimeoutInMs: number,
   ) {}
 
-  /** The open connection, connecting (again) when there is none. */
+  /**
+   * The open connection, connecting (again) when there is none. The connection is shared, so a caller's
+   * `abortSignal` ends only that caller's wait, never the connect others wait on too.
+   */
   connection(abortSignal?: AbortSignal): Promise<TransportConnection> {
     if (this.closed) return Promise.reject(new EdgeKitError('closed', 'the service client is closed'));
+    if (abortSignal?.aborted) return Promise.reject(abortError(abortSignal));
     if (this.current === undefined) {
-      const connecting = this.connect(abortSignal);
+      const connecting = this.connect();
       this.current = connecting;
       connecting.then(
         (conn) =>
@@ -215,16 +222,12 @@ class ServiceClientImpl implements ServiceClient {
         },
       );
     }
-    return this.current;
+    return abortSignal ? raceAbort(this.current, abortSignal) : this.current;
   }
 
-  private async connect(abortSignal?: AbortSignal): Promise<TransportConnection> {
+  private async connect(): Promise<TransportConnection> {
     try {
-      return await this.transport.connect({
-        clientId: this.clientId,
-        timeoutInMs: this.connectTimeoutInMs,
-        ...(abortSignal ? { abortSignal } : {}),
-      });
+      return await this.transport.connect({ clientId: this.clientId, timeoutInMs: this.connectTimeoutInMs });
     } catch (error) {
       if (error instanceof EdgeKitError && (error.code === 'aborted' || error.code === 'connection-failed'))
         throw error;
@@ -242,19 +245,31 @@ class ServiceClientImpl implements ServiceClient {
     options: ApplyDeploymentOptions = {},
   ): Promise<DeploymentResult> {
     checkName('device id', deviceId);
+    const signal = checkOptions('applyDeployment', options);
     const deployment: Deployment = readDeployment(manifest);
-    if (options.abortSignal?.aborted) throw abortError(options.abortSignal);
-    const conn = await this.connection(options.abortSignal);
-    const desiredVersions: Record<string, number> = {};
-    // Desired properties first, routes next: a route into a module never reaches it before its configuration.
+    const conn = await this.connection(signal);
+    // Everything is read and encoded before the first write, so a failure part-way changes nothing.
+    const writes: Array<{ moduleId: string; key: string; version: number; bytes: Uint8Array }> = [];
     for (const [moduleId, properties] of Object.entries(deployment.desired)) {
       const key = addresses.desired(deviceId, moduleId);
-      const current = decodeTwin(await conn.getRetained(key), 'desired properties');
+      let current: TwinDocument<JsonObject>;
+      try {
+        current = decodeTwin(await conn.getRetained(key), 'desired properties');
+      } catch {
+        current = { version: 0, properties: {} }; // a corrupt document is replaced whole anyway
+      }
       if (JSON.stringify(current.properties) === JSON.stringify(properties)) continue;
       const next = { version: current.version + 1, properties };
-      await conn.setRetained(key, toJsonBytes(next));
-      desiredVersions[moduleId] = next.version;
+      writes.push({ moduleId, key, version: next.version, bytes: encodeTwin(next, `${moduleId} desired properties`) });
     }
+    const desiredVersions: Record<string, number> = {};
+    // Desired properties first, routes next: a route into a module never reaches it before its configuration.
+    for (const write of writes) {
+      if (signal?.aborted) throw abortError(signal);
+      await conn.setRetained(write.key, write.bytes);
+      desiredVersions[write.moduleId] = write.version;
+    }
+    if (signal?.aborted) throw abortError(signal);
     await deployRoutes(
       conn,
       deviceId,
@@ -284,12 +299,15 @@ class ServiceClientImpl implements ServiceClient {
     patch: JsonObject,
     options: UpdateDesiredOptions = {},
   ): Promise<TwinDocument<JsonObject>> {
+    const signal = checkOptions('updateDesired', options);
     if (options.ifVersion !== undefined && (!Number.isInteger(options.ifVersion) || options.ifVersion < 0)) {
       throw new RangeError(`updateDesired: ifVersion must be a non-negative integer, got ${String(options.ifVersion)}`);
     }
     checkName('device id', deviceId);
     checkName('module id', moduleId);
-    const conn = await this.connection(options.abortSignal);
+    checkTwin(patch, 'desired patch', { allowNull: true });
+    const conn = await this.connection(signal);
+    if (signal?.aborted) throw abortError(signal);
     return updateDesired(
       conn,
       deviceId,
@@ -309,6 +327,7 @@ class ServiceClientImpl implements ServiceClient {
     checkName('device id', deviceId);
     checkName('module id', moduleId);
     checkName('method', method);
+    checkOptions('invoke', options);
     const timeoutInMs = options.timeoutInMs ?? 30_000;
     if (!Number.isInteger(timeoutInMs) || timeoutInMs < MIN_METHOD_TIMEOUT || timeoutInMs > MAX_METHOD_TIMEOUT) {
       throw new RangeError(
@@ -323,11 +342,12 @@ class ServiceClientImpl implements ServiceClient {
   }
 
   async monitor(filter: MonitorFilter = {}, options: MonitorOptions = {}): Promise<MessageMonitor> {
-    const monitor = await startMonitor(filter, options, {
+    checkOptions('monitor', options);
+    return startMonitor(filter, options, {
       clock: this.clock,
-      keep: (start) => this.keepSubscribed(start),
+      keep: (start, onError) => this.keepSubscribed(start, onError),
+      track: (watch) => this.track(watch),
     });
-    return this.track(monitor);
   }
 
   async modules(deviceId: string): Promise<ModuleStatus[]> {
@@ -370,58 +390,94 @@ class ServiceClientImpl implements ServiceClient {
   async watchReported(deviceId: string, moduleId: string, options: WatchOptions = {}): Promise<TwinWatch> {
     checkName('device id', deviceId);
     checkName('module id', moduleId);
-    if (options.abortSignal?.aborted) throw abortError(options.abortSignal);
+    const signal = checkOptions('watchReported', options);
+    if (signal?.aborted) throw abortError(signal);
     const key = addresses.reported(deviceId, moduleId);
-    let lastVersion = -1;
+    let last: string | undefined;
     let subscribed: { close(): Promise<void> } | undefined;
+    let closed = false;
     const channel = new Channel<TwinDocument<JsonObject>>(undefined, 1000);
-    const watch: TwinWatch = closableIterator(channel, async () => {
-      options.abortSignal?.removeEventListener('abort', onAbort);
-      await subscribed?.close();
-    });
-    const onAbort = () => void watch.close();
-    subscribed = await this.keepSubscribed((conn) =>
-      conn.watchRetained(key, (value) => {
-        let doc: TwinDocument<JsonObject>;
-        try {
-          doc = decodeTwin(value, 'reported properties');
-        } catch {
-          return; // a malformed document is the module's to fix; the next valid version is delivered
-        }
-        // After a reconnect the current document comes again: deliver only what is new.
-        if (doc.version <= lastVersion) return;
-        lastVersion = doc.version;
-        channel.push(doc);
+    const watch: TwinWatch = this.track(
+      closableIterator(channel, async () => {
+        closed = true;
+        signal?.removeEventListener('abort', onAbort);
+        await subscribed?.close();
       }),
     );
-    options.abortSignal?.addEventListener('abort', onAbort, { once: true });
-    return this.track(watch);
+    const onAbort = () => void watch.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      subscribed = await this.keepSubscribed(
+        (conn) =>
+          conn.watchRetained(key, (value) => {
+            let doc: TwinDocument<JsonObject>;
+            try {
+              doc = decodeTwin(value, 'reported properties');
+            } catch {
+              return; // a malformed document is the module's to fix; the next valid one is delivered
+            }
+            // After a reconnect the current document comes again: skip it when it is the one last delivered. Any
+            // other document is delivered, also an older version (a broker that lost its state starts again at 1).
+            const text = JSON.stringify(doc);
+            if (text === last) return;
+            last = text;
+            channel.push(doc);
+          }),
+        options.onError,
+      );
+    } catch (error) {
+      await watch.close();
+      throw error;
+    }
+    if (closed) await subscribed.close(); // closed (or aborted) while subscribing
+    return watch;
   }
 
   /**
    * Runs `start` on the connection and again on each new connection after one is lost, until closed. Resolves once
-   * the first subscription is made (rejects if it cannot be).
+   * the first subscription is made (rejects if it cannot be). `onError` hears of a lost connection and of each
+   * failed attempt to subscribe again.
    */
   private async keepSubscribed(
     start: (conn: TransportConnection) => Promise<Subscription>,
+    onError?: (error: EdgeKitError) => void,
   ): Promise<{ close(): Promise<void> }> {
     let stopped = false;
     let conn = await this.connection();
-    let subscription = await start(conn);
+    /** The newest subscription (or the attempt making it), so close() also ends one made while it ran. */
+    let subscribing: Promise<Subscription | undefined> = start(conn);
+    await subscribing;
     const stop = new AbortController();
     const stopped$ = new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+    const report = (error: unknown) => {
+      if (stopped || this.closed) return;
+      try {
+        onError?.(
+          error instanceof EdgeKitError
+            ? error
+            : new EdgeKitError('connection-lost', messageOf(error), { cause: error }),
+        );
+      } catch {
+        // a listener must not break resubscribing
+      }
+    };
     const loop = async () => {
       while (!stopped) {
-        await Promise.race([conn.closed, stopped$]);
-        // The connection was lost: subscribe again on the next one, backing off while the broker is away.
+        const cause = await Promise.race([conn.closed, stopped$]);
+        if (stopped) return;
+        report(cause ?? new EdgeKitError('connection-lost', 'the connection to the broker was lost'));
+        // Subscribe again on the next connection, backing off while the broker is away.
         let delay = RECONNECT_MIN_MS;
         for (;;) {
           if (stopped || this.closed) return;
           try {
             conn = await this.connection();
-            subscription = await start(conn);
+            subscribing = start(conn);
+            await subscribing;
             break;
-          } catch {
+          } catch (error) {
+            subscribing = Promise.resolve(undefined);
+            report(error);
             await sleep(this.clock, delay, stop.signal).catch(() => undefined);
             delay = Math.min(delay * 2, RECONNECT_MAX_MS);
           }
@@ -434,12 +490,14 @@ class ServiceClientImpl implements ServiceClient {
         if (stopped) return;
         stopped = true;
         stop.abort();
-        await subscription.close().catch(() => undefined);
+        const subscription = await subscribing.catch(() => undefined);
+        await subscription?.close().catch(() => undefined);
       },
     };
   }
 
-  private track<T extends { close(): Promise<void> }>(watch: T): T {
+  /** Keeps `watch` until it closes, by any path (close, return, asyncDispose), so close() can end it. */
+  private track<T extends ClosableIterator<unknown>>(watch: T): T {
     if (this.closed) {
       void watch.close();
       return watch;
@@ -450,6 +508,11 @@ class ServiceClientImpl implements ServiceClient {
       this.watches.delete(watch);
       await close();
     };
+    watch.return = async () => {
+      await watch.close();
+      return { value: undefined, done: true };
+    };
+    watch[Symbol.asyncDispose] = () => watch.close();
     return watch;
   }
 
@@ -466,6 +529,37 @@ class ServiceClientImpl implements ServiceClient {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Checks an options bag; returns its abort signal. */
+function checkOptions(what: string, options: unknown): AbortSignal | undefined {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
+  const signal = (options as { abortSignal?: unknown }).abortSignal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${what}: abortSignal must be an AbortSignal`);
+  }
+  const onError = (options as { onError?: unknown }).onError;
+  if (onError !== undefined && typeof onError !== 'function')
+    throw new TypeError(`${what}: onError must be a function`);
+  return signal;
+}
+
+/** `promise`, or a rejection with `aborted` as soon as `signal` aborts. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function decodeOrUndefined(value: Uint8Array | undefined): Presence | undefined {

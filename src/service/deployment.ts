@@ -3,7 +3,7 @@
  * of `$edgeAgent` and each module's desired properties — checking all of it first, so that a manifest with any
  * problem is rejected whole, with every problem named, before anything changes.
  */
-import { checkTwin, type JsonObject } from '../core/twin.js';
+import { checkTwin, encodeTwin, type JsonObject } from '../core/twin.js';
 import { EdgeKitError, messageOf } from '../errors.js';
 import { checkName } from '../names.js';
 import { checkRoutes, modulesFromManifest, type RouteSpec, readManifestRoutes } from '../routing/index.js';
@@ -124,6 +124,7 @@ export function readDeployment(manifest: unknown): Deployment {
     if (document === undefined) continue;
     try {
       checkTwin(document, path, { allowNull: false });
+      encodeTwin({ version: 1, properties: document }, path); // the 32 KB limit
       desired[name] = document;
     } catch (error) {
       problems.push({ path, message: messageOf(error) });

@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Clock } from '../clock.js';
 import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
 import { type DeadLetterInfo, decodeEnvelope, type Envelope } from '../core/envelope.js';
-import { EdgeKitError, messageOf } from '../errors.js';
+import { abortError, EdgeKitError, messageOf } from '../errors.js';
 import { checkName } from '../names.js';
 import type { Subscription, TransportConnection } from '../transport.js';
 
@@ -34,7 +34,13 @@ export interface MonitorFilter {
 export interface MonitorOptions {
   /** Messages kept for a slow reader; beyond it the oldest is dropped (counted). Default 10 000. */
   readonly maxBuffered?: number;
+  /** Ends the monitor. */
   readonly abortSignal?: AbortSignal;
+  /**
+   * Hears of a lost connection and of each failed attempt to watch again; the monitor keeps trying, and messages
+   * sent while it is away are not seen.
+   */
+  readonly onError?: (error: EdgeKitError) => void;
 }
 
 /** A message seen by a monitor, decoded. */
@@ -89,7 +95,12 @@ export interface MessageMonitor extends ClosableIterator<MonitorEvent> {
 export interface MonitorHost {
   readonly clock: Clock;
   /** Subscribes with `start` now and again after every reconnect. */
-  keep(start: (conn: TransportConnection) => Promise<Subscription>): Promise<{ close(): Promise<void> }>;
+  keep(
+    start: (conn: TransportConnection) => Promise<Subscription>,
+    onError?: (error: EdgeKitError) => void,
+  ): Promise<{ close(): Promise<void> }>;
+  /** Keeps the monitor until it closes, so closing the client ends it. */
+  track<T extends ClosableIterator<unknown>>(watch: T): T;
 }
 
 const KINDS: readonly MonitorKind[] = ['input', 'upstream', 'deadletter'];
@@ -167,7 +178,8 @@ export async function startMonitor(
   if (!Number.isInteger(maxBuffered) || maxBuffered < 1) {
     throw new RangeError(`monitor: maxBuffered must be a positive integer, got ${String(maxBuffered)}`);
   }
-  if (options.abortSignal?.aborted) throw new EdgeKitError('aborted', 'the operation was aborted');
+  const signal = options.abortSignal;
+  if (signal?.aborted) throw abortError(signal);
   let observed = 0;
   let undecodable = 0;
   const subscriptions: Array<{ close(): Promise<void> }> = [];
@@ -175,12 +187,14 @@ export async function startMonitor(
   let closed = false;
   const iterator = closableIterator(channel, async () => {
     closed = true;
-    options.abortSignal?.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', onAbort);
     await Promise.all(subscriptions.map((s) => s.close()));
   });
-  const monitor: MessageMonitor = Object.assign(iterator, {
-    stats: (): MonitorStats => ({ observed, undecodable, dropped: channel.dropped }),
-  });
+  const monitor: MessageMonitor = host.track(
+    Object.assign(iterator, {
+      stats: (): MonitorStats => ({ observed, undecodable, dropped: channel.dropped }),
+    }),
+  );
   const onAbort = () => void monitor.close();
 
   const onMessage = (address: string, bytes: Uint8Array) => {
@@ -223,14 +237,17 @@ export async function startMonitor(
     });
   };
 
+  // Listening before subscribing: an abort while subscribing closes the monitor too.
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for (const pattern of patternsOf(filter)) {
-      subscriptions.push(await host.keep((conn) => conn.observe(pattern, onMessage)));
+      const kept = await host.keep((conn) => conn.observe(pattern, onMessage), options.onError);
+      subscriptions.push(kept);
+      if (closed) await kept.close(); // closed (or aborted) while subscribing
     }
   } catch (error) {
     await monitor.close();
     throw error;
   }
-  options.abortSignal?.addEventListener('abort', onAbort, { once: true });
   return monitor;
 }

@@ -157,6 +157,12 @@ export function runCliScenarios(target: CliTarget): void {
       expect(filter.desired()).toEqual({ version: 1, properties: { threshold: 25 } });
 
       const monitor = cliInBackground(['monitor', deviceId, '--kind', 'upstream', '--json', ...broker]);
+      closing.push({
+        close: async () => {
+          monitor.stop();
+          await monitor.done;
+        },
+      });
       await monitor.err.find((l) => l.startsWith('watching'), 10_000, 'the monitor to start');
       await sensor.send('temperature', { t: 30 });
       expect(await received.find((b) => b.t === 30, 10_000, 'the routed message')).toEqual({ t: 30 });
@@ -334,6 +340,17 @@ export function runCliScenarios(target: CliTarget): void {
       expect((await cli(['invoke', 'gw/filter', 'reset', '--timeout', '1', '--broker', url])).code).toBe(2);
       expect((await cli(['monitor', '--kind', 'sideways', '--broker', url])).code).toBe(2);
       expect((await cli(['status', 'gw', '--broker', 'ftp://x'])).code).toBe(2);
+      for (const argv of [
+        ['deploy', 'x.json', '--device', 'bad id'],
+        ['monitor', 'bad id'],
+        ['status', 'a.b'],
+        ['monitor', '--duration', '0'],
+        ['monitor', '--duration', '9999999999'],
+      ]) {
+        const run = await cli([...argv, '--broker', url]);
+        expect(run.code, argv.join(' ')).toBe(2);
+        expect(run.stderr).toMatch(new RegExp(`^edgekit ${argv[0]}: `));
+      }
     });
   });
 }

@@ -20,6 +20,7 @@ import {
   closeQuietly,
   command,
   EXIT,
+  oneLine,
   painter,
   parseCommand,
   secondsOption,
@@ -108,8 +109,10 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
             );
         }, durationInMs * 0.33),
         setTimeout(async () => {
-          const r = await operator.invoke(DEVICE, 'SimulatedTemperatureSensor', 'reset', {}, { timeoutInMs: 5_000 });
-          log('operator', `invoked SimulatedTemperatureSensor reset → ${r.status} ${JSON.stringify(r.payload)}`);
+          const r = await operator
+            .invoke(DEVICE, 'SimulatedTemperatureSensor', 'reset', {}, { timeoutInMs: 5_000 })
+            .catch((error: unknown) => void log('operator', `invoke failed: ${oneLine(error)}`));
+          if (r) log('operator', `invoked SimulatedTemperatureSensor reset → ${r.status} ${JSON.stringify(r.payload)}`);
         }, durationInMs * 0.66),
         setTimeout(resolve, durationInMs),
       );

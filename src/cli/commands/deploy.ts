@@ -11,6 +11,7 @@ import {
   closeQuietly,
   command,
   EXIT,
+  nameArgument,
   parseCommand,
   serviceOf,
   UsageError,
@@ -52,6 +53,7 @@ async function deploy(args: readonly string[], io: CliIo): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const deviceId = values.device;
   if (typeof deviceId !== 'string') throw new UsageError('missing --device <device-id>');
+  nameArgument('device id', deviceId);
   let manifest: unknown;
   try {
     manifest = JSON.parse(io.readFile(file));

@@ -10,6 +10,8 @@ import {
   closeQuietly,
   command,
   EXIT,
+  nameArgument,
+  oneLine,
   painter,
   parseCommand,
   secondsOption,
@@ -51,9 +53,9 @@ function filterOf(target: string | undefined, kinds: string | undefined): Monito
     }
   }
   return {
-    ...(deviceId ? { deviceId } : {}),
-    ...(moduleId ? { moduleId } : {}),
-    ...(output ? { output } : {}),
+    ...(deviceId ? { deviceId: nameArgument('device id', deviceId) } : {}),
+    ...(moduleId ? { moduleId: nameArgument('module id', moduleId) } : {}),
+    ...(output ? { output: nameArgument('output', output) } : {}),
     ...(parsedKinds ? { kinds: parsedKinds as MonitorKind[] } : {}),
   };
 }
@@ -134,12 +136,22 @@ async function monitor(args: readonly string[], io: CliIo): Promise<number> {
   io.signal?.addEventListener('abort', onStop, { once: true });
   const timer = durationInMs === undefined ? undefined : setTimeout(onStop, durationInMs);
   try {
-    const watch = await service.monitor(filter, { abortSignal: stop.signal });
+    // A lost broker is reported, one line each time, while the monitor keeps trying; Ctrl-C still ends it.
+    let lost = false;
+    const watch = await service.monitor(filter, {
+      abortSignal: stop.signal,
+      onError: (error) => {
+        if (lost) return;
+        lost = true;
+        io.stderr.write(`edgekit monitor: ${oneLine(error)}; reconnecting (messages sent meanwhile are not shown)\n`);
+      },
+    });
     // On stderr also with --json: scripts read stdout, and may wait for this line to know watching has begun.
     const scope = target ?? 'every device';
     io.stderr.write(`watching ${scope}${filter.kinds ? ` (${filter.kinds.join(', ')})` : ''}; Ctrl-C to stop\n`);
     let seen = 0;
     for await (const event of watch) {
+      lost = false;
       io.stdout.write(`${values.json === true ? jsonLine(event) : textLine(event, io)}\n`);
       if (++seen >= count) break;
     }

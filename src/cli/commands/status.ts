@@ -9,6 +9,7 @@ import {
   closeQuietly,
   command,
   EXIT,
+  nameArgument,
   painter,
   parseCommand,
   serviceOf,
@@ -85,6 +86,7 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
   const [device, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  if (device !== undefined) nameArgument('device id', device);
   let service: ServiceClient | undefined;
   try {
     service = await serviceOf(values, io);
@@ -101,9 +103,6 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
       );
     } else io.stdout.write(render(devices, io));
     return EXIT.ok;
-  } catch (error) {
-    if (error instanceof RangeError || error instanceof TypeError) throw new UsageError(error.message);
-    throw error;
   } finally {
     await closeQuietly(service);
   }
