@@ -1268,6 +1268,25 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
 
     // ------------------------------------------------------------------ observing and listing
 
+    describe('request and reply', () => {
+      test('a serve handler that rejects makes the request reject with transport-error at once', async () => {
+        const server = await env.transport('$operator').connect({ clientId: `$server-${deviceId}` });
+        try {
+          await server.serve(addresses.methods(deviceId, 'raw'), async () => {
+            throw new Error('handler failed');
+          });
+          // The caller's timeout is long (and a manual clock never reaches it): only the failure reply can end it.
+          const error = await op
+            .request(addresses.methods(deviceId, 'raw'), new Uint8Array([1]), { timeoutInMs: 60_000 })
+            .catch((e: unknown) => e);
+          expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+          expect((error as Error).message).toContain('handler failed');
+        } finally {
+          await server.close();
+        }
+      });
+    });
+
     describe('observing and listing', () => {
       /** Raw connections a test opened besides `op`; closed after it. */
       let raw: TransportConnection[] = [];

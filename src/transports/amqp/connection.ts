@@ -36,6 +36,10 @@ import {
 /** RabbitMQ's pseudo-queue for direct reply-to: replies go straight to the requesting channel, no queue involved. */
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
+/** Header of a reply whose handler failed: the reason. The caller's `request` rejects with `transport-error`. */
+const REPLY_ERROR_HEADER = 'x-edgekit-error';
+const EMPTY_REPLY = new Uint8Array(0);
+
 /**
  * Waits between retained reads that found the key's queue empty: another reader holds its only message for the
  * moment of a non-destructive read (get, then requeue), or a writer declared it and is about to publish.
@@ -856,7 +860,17 @@ export class AmqpConnection implements TransportConnection {
               this.lose(new Error('RabbitMQ cancelled the direct reply-to consumer'));
               return;
             }
-            this.requests.get(String(message.properties.correlationId))?.resolve(bytesOf(message.content));
+            const request = this.requests.get(String(message.properties.correlationId));
+            const failure = message.properties.headers?.[REPLY_ERROR_HEADER];
+            if (failure === undefined) request?.resolve(bytesOf(message.content));
+            else {
+              request?.reject(
+                new EdgeKitError(
+                  'transport-error',
+                  `the request on ${request.address} failed where it was served: ${String(failure)}`,
+                ),
+              );
+            }
           },
           { noAck: true },
         );
@@ -990,13 +1004,22 @@ export class AmqpConnection implements TransportConnection {
         } catch (error) {
           reply = Promise.reject(error);
         }
+        const answer = async (bytes: Uint8Array, failure?: string) => {
+          if (this.state !== 'open') return;
+          const replies = this.replySlot.ready ?? (await this.replySlot.get());
+          replies.publish('', replyTo, bufferOf(bytes), {
+            correlationId,
+            persistent: false,
+            ...(failure === undefined ? {} : { headers: { [REPLY_ERROR_HEADER]: failure } }),
+          });
+        };
         reply
-          .then(async (bytes) => {
-            if (!(bytes instanceof Uint8Array) || this.state !== 'open') return;
-            const replies = this.replySlot.ready ?? (await this.replySlot.get());
-            replies.publish('', replyTo, bufferOf(bytes), { correlationId, persistent: false });
-          })
-          .catch(noop) // no reply: the caller times out, as with a server that died
+          // A handler that fails is answered at once with the reason, so the caller need not wait for its timeout.
+          .then(
+            (bytes) => (bytes instanceof Uint8Array ? answer(bytes) : answer(EMPTY_REPLY, 'the handler gave no bytes')),
+            (error: unknown) => answer(EMPTY_REPLY, messageOf(error)),
+          )
+          .catch(noop) // the channel went away: the caller times out, as with a server that died
           .finally(settle);
       });
     });

@@ -90,14 +90,20 @@ describe('request and serve', () => {
     ).rejects.toSatisfy((e) => isEdgeKitError(e, 'aborted'));
   });
 
-  it('gives no reply (the caller times out) when the handler throws, and keeps serving', async () => {
+  it('answers a handler that throws with transport-error at once, and keeps serving', async () => {
     const [server, caller] = await pair();
     await server.serve('methods/d1/m1', async (request) => {
       if (text(request) === 'boom') throw new Error('handler failed');
       return bytes('fine');
     });
-    const error = await caller.request('methods/d1/m1', bytes('boom'), { timeoutInMs: 300 }).catch((e: unknown) => e);
-    expect(isEdgeKitError(error, 'timeout')).toBe(true);
+    // Long timeout: the rejection must come from the reply, not from the caller's timer.
+    const error = await within(
+      caller.request('methods/d1/m1', bytes('boom'), { timeoutInMs: 30_000 }).catch((e: unknown) => e),
+      5_000,
+      'the failure reply',
+    );
+    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect((error as Error).message).toMatch(/failed where it was served: handler failed/);
     expect(text(await caller.request('methods/d1/m1', bytes('ok'), { timeoutInMs: 5_000 }))).toBe('fine');
   });
 
