@@ -285,3 +285,17 @@ export function timeOf(ms: number, now = Date.now()): string {
 export async function closeQuietly(service: ServiceClient | undefined): Promise<void> {
   await service?.close().catch(() => undefined);
 }
+
+/** Connects a service client with the broker options, runs `use` with it, and closes it however `use` ends. */
+export async function withService<T>(
+  values: BrokerValues,
+  io: CliIo,
+  use: (service: ServiceClient) => Promise<T>,
+): Promise<T> {
+  const service = await serviceOf(values, io);
+  try {
+    return await use(service);
+  } finally {
+    await closeQuietly(service);
+  }
+}

@@ -8,13 +8,12 @@ import type { DeploymentProblem } from '../../service/deployment.js';
 import {
   BROKER_HELP,
   type CliIo,
-  closeQuietly,
   command,
   EXIT,
   nameArgument,
   parseCommand,
-  serviceOf,
   UsageError,
+  withService,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit deploy <manifest.json> --device <device-id> [options]
@@ -60,40 +59,39 @@ async function deploy(args: readonly string[], io: CliIo): Promise<number> {
   } catch (error) {
     throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
   }
-  const service = await serviceOf(values, io);
-  try {
-    const result = await service.applyDeployment(deviceId, manifest);
-    if (values.json === true) {
-      io.stdout.write(`${JSON.stringify({ applied: true, file, ...result }, null, 2)}\n`);
-    } else {
-      const desired = Object.entries(result.desiredVersions).map(([m, v]) => `${m} v${v}`);
-      io.stdout.write(
-        `deployed ${file} to ${deviceId}: ${result.modules.length} module${result.modules.length === 1 ? '' : 's'}` +
-          `${result.modules.length > 0 ? ` (${result.modules.join(', ')})` : ''}, ` +
-          `${result.routes.length} route${result.routes.length === 1 ? '' : 's'}, ` +
-          `desired properties ${desired.length > 0 ? `updated: ${desired.join(', ')}` : 'unchanged'}\n`,
+  return withService(values, io, async (service) => {
+    try {
+      const result = await service.applyDeployment(deviceId, manifest);
+      if (values.json === true) {
+        io.stdout.write(`${JSON.stringify({ applied: true, file, ...result }, null, 2)}\n`);
+      } else {
+        const desired = Object.entries(result.desiredVersions).map(([m, v]) => `${m} v${v}`);
+        io.stdout.write(
+          `deployed ${file} to ${deviceId}: ${result.modules.length} module${result.modules.length === 1 ? '' : 's'}` +
+            `${result.modules.length > 0 ? ` (${result.modules.join(', ')})` : ''}, ` +
+            `${result.routes.length} route${result.routes.length === 1 ? '' : 's'}, ` +
+            `desired properties ${desired.length > 0 ? `updated: ${desired.join(', ')}` : 'unchanged'}\n`,
+        );
+      }
+      for (const warning of result.warnings) io.stderr.write(`warning: ${warning}\n`);
+      return EXIT.ok;
+    } catch (error) {
+      const problems = isEdgeKitError(error, 'invalid-configuration') ? error.details.problems : undefined;
+      if (!Array.isArray(problems)) throw error;
+      const list = problems as DeploymentProblem[];
+      if (values.json === true) {
+        io.stdout.write(`${JSON.stringify({ applied: false, file, deviceId, problems: list }, null, 2)}\n`);
+      } else {
+        io.stdout.write(
+          `${[`${file}: not applied, ${list.length} problem${list.length === 1 ? '' : 's'}:`, ...list.flatMap(describeProblem)].join('\n')}\n`,
+        );
+      }
+      io.stderr.write(
+        `edgekit deploy: ${file} was not applied: ${list.length} problem${list.length === 1 ? '' : 's'} (invalid-configuration)\n`,
       );
+      return EXIT.failed;
     }
-    for (const warning of result.warnings) io.stderr.write(`warning: ${warning}\n`);
-    return EXIT.ok;
-  } catch (error) {
-    const problems = isEdgeKitError(error, 'invalid-configuration') ? error.details.problems : undefined;
-    if (!Array.isArray(problems)) throw error;
-    const list = problems as DeploymentProblem[];
-    if (values.json === true) {
-      io.stdout.write(`${JSON.stringify({ applied: false, file, deviceId, problems: list }, null, 2)}\n`);
-    } else {
-      io.stdout.write(
-        `${[`${file}: not applied, ${list.length} problem${list.length === 1 ? '' : 's'}:`, ...list.flatMap(describeProblem)].join('\n')}\n`,
-      );
-    }
-    io.stderr.write(
-      `edgekit deploy: ${file} was not applied: ${list.length} problem${list.length === 1 ? '' : 's'} (invalid-configuration)\n`,
-    );
-    return EXIT.failed;
-  } finally {
-    await closeQuietly(service);
-  }
+  });
 }
 
 export const deployCommand = command(

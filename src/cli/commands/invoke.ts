@@ -6,7 +6,6 @@
 import {
   BROKER_HELP,
   type CliIo,
-  closeQuietly,
   command,
   EXIT,
   jsonArgument,
@@ -14,8 +13,8 @@ import {
   painter,
   parseCommand,
   secondsOption,
-  serviceOf,
   UsageError,
+  withService,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit invoke <device>/<module> <method> [json | @file] [options]
@@ -47,8 +46,7 @@ async function invoke(args: readonly string[], io: CliIo): Promise<number> {
   if (timeoutInMs < 5_000 || timeoutInMs > 300_000) {
     throw new UsageError(`--timeout must be from 5 to 300 seconds, got ${values.timeout}`);
   }
-  const service = await serviceOf(values, io);
-  try {
+  return withService(values, io, async (service) => {
     let result: Awaited<ReturnType<typeof service.invoke>>;
     try {
       result = await service.invoke(deviceId, moduleId, method, payload, { timeoutInMs });
@@ -70,9 +68,7 @@ async function invoke(args: readonly string[], io: CliIo): Promise<number> {
       return EXIT.failed;
     }
     return EXIT.ok;
-  } finally {
-    await closeQuietly(service);
-  }
+  });
 }
 
 export const invokeCommand = command(

@@ -7,7 +7,6 @@ import type { MonitorEvent, MonitorFilter, MonitorKind } from '../../service/mon
 import {
   BROKER_HELP,
   type CliIo,
-  closeQuietly,
   command,
   EXIT,
   nameArgument,
@@ -15,9 +14,9 @@ import {
   painter,
   parseCommand,
   secondsOption,
-  serviceOf,
   timeOf,
   UsageError,
+  withService,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit monitor [<device>[/<module>[/<output>]]] [options]
@@ -130,39 +129,39 @@ async function monitor(args: readonly string[], io: CliIo): Promise<number> {
     count = Number(values.count);
   }
   const durationInMs = values.duration === undefined ? undefined : secondsOption('duration', values.duration, 0);
-  const service = await serviceOf(values, io);
-  const stop = new AbortController();
-  const onStop = () => stop.abort();
-  io.signal?.addEventListener('abort', onStop, { once: true });
-  const timer = durationInMs === undefined ? undefined : setTimeout(onStop, durationInMs);
-  try {
-    // A lost broker is reported, one line each time, while the monitor keeps trying; Ctrl-C still ends it.
-    let lost = false;
-    const watch = await service.monitor(filter, {
-      abortSignal: stop.signal,
-      onError: (error) => {
-        if (lost) return;
-        lost = true;
-        io.stderr.write(`edgekit monitor: ${oneLine(error)}; reconnecting (messages sent meanwhile are not shown)\n`);
-      },
-    });
-    // On stderr also with --json: scripts read stdout, and may wait for this line to know watching has begun.
-    const scope = target ?? 'every device';
-    io.stderr.write(`watching ${scope}${filter.kinds ? ` (${filter.kinds.join(', ')})` : ''}; Ctrl-C to stop\n`);
-    let seen = 0;
-    for await (const event of watch) {
-      lost = false;
-      io.stdout.write(`${values.json === true ? jsonLine(event) : textLine(event, io)}\n`);
-      if (++seen >= count) break;
+  return withService(values, io, async (service) => {
+    const stop = new AbortController();
+    const onStop = () => stop.abort();
+    io.signal?.addEventListener('abort', onStop, { once: true });
+    const timer = durationInMs === undefined ? undefined : setTimeout(onStop, durationInMs);
+    try {
+      // A lost broker is reported, one line each time, while the monitor keeps trying; Ctrl-C still ends it.
+      let lost = false;
+      const watch = await service.monitor(filter, {
+        abortSignal: stop.signal,
+        onError: (error) => {
+          if (lost) return;
+          lost = true;
+          io.stderr.write(`edgekit monitor: ${oneLine(error)}; reconnecting (messages sent meanwhile are not shown)\n`);
+        },
+      });
+      // On stderr also with --json: scripts read stdout, and may wait for this line to know watching has begun.
+      const scope = target ?? 'every device';
+      io.stderr.write(`watching ${scope}${filter.kinds ? ` (${filter.kinds.join(', ')})` : ''}; Ctrl-C to stop\n`);
+      let seen = 0;
+      for await (const event of watch) {
+        lost = false;
+        io.stdout.write(`${values.json === true ? jsonLine(event) : textLine(event, io)}\n`);
+        if (++seen >= count) break;
+      }
+      const { dropped } = watch.stats();
+      if (dropped > 0) io.stderr.write(`edgekit monitor: ${dropped} messages were dropped: the output was too slow\n`);
+      return EXIT.ok;
+    } finally {
+      if (timer) clearTimeout(timer);
+      io.signal?.removeEventListener('abort', onStop);
     }
-    const { dropped } = watch.stats();
-    if (dropped > 0) io.stderr.write(`edgekit monitor: ${dropped} messages were dropped: the output was too slow\n`);
-    return EXIT.ok;
-  } finally {
-    if (timer) clearTimeout(timer);
-    io.signal?.removeEventListener('abort', onStop);
-    await closeQuietly(service);
-  }
+  });
 }
 
 export const monitorCommand = command(

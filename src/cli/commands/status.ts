@@ -2,19 +2,18 @@
  * `edgekit status [device]`: a table of a device's modules — deployed ones and any that connected — with presence
  * and when each was last seen.
  */
-import type { ModuleStatus, ServiceClient } from '../../service/client.js';
+import type { ModuleStatus } from '../../service/client.js';
 import {
   BROKER_HELP,
   type CliIo,
-  closeQuietly,
   command,
   EXIT,
   nameArgument,
   painter,
   parseCommand,
-  serviceOf,
   timeOf,
   UsageError,
+  withService,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit status [device] [options]
@@ -87,9 +86,7 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
   const [device, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   if (device !== undefined) nameArgument('device id', device);
-  let service: ServiceClient | undefined;
-  try {
-    service = await serviceOf(values, io);
+  return withService(values, io, async (service) => {
     const deviceIds = device === undefined ? await service.devices() : [device];
     const devices = new Map<string, ModuleStatus[]>();
     for (const id of deviceIds) devices.set(id, await service.modules(id));
@@ -103,9 +100,7 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
       );
     } else io.stdout.write(render(devices, io));
     return EXIT.ok;
-  } finally {
-    await closeQuietly(service);
-  }
+  });
 }
 
 export const statusCommand = command(

@@ -7,15 +7,14 @@ import { messageOf } from '../../errors.js';
 import {
   BROKER_HELP,
   type CliIo,
-  closeQuietly,
   command,
   EXIT,
   jsonArgument,
   moduleArgument,
   painter,
   parseCommand,
-  serviceOf,
   UsageError,
+  withService,
 } from '../shared.js';
 
 const GET_HELP = `Usage: edgekit twin get <device>/<module> [options]
@@ -54,8 +53,7 @@ async function get(args: readonly string[], io: CliIo): Promise<number> {
   const [target, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const [deviceId, moduleId] = moduleArgument(target);
-  const service = await serviceOf(values, io);
-  try {
+  return withService(values, io, async (service) => {
     const twin = await service.getTwin(deviceId, moduleId);
     if (values.json === true) {
       io.stdout.write(`${JSON.stringify({ deviceId, moduleId, ...twin }, null, 2)}\n`);
@@ -67,9 +65,7 @@ async function get(args: readonly string[], io: CliIo): Promise<number> {
       );
     }
     return EXIT.ok;
-  } finally {
-    await closeQuietly(service);
-  }
+  });
 }
 
 async function set(args: readonly string[], io: CliIo): Promise<number> {
@@ -92,8 +88,7 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
       throw new UsageError(`--if-version must be a non-negative integer, got ${JSON.stringify(raw)}`);
     }
   }
-  const service = await serviceOf(values, io);
-  try {
+  return withService(values, io, async (service) => {
     const doc = await service.updateDesired(deviceId, moduleId, patch, ifVersion === undefined ? {} : { ifVersion });
     if (values.json === true) io.stdout.write(`${JSON.stringify({ deviceId, moduleId, desired: doc }, null, 2)}\n`);
     else {
@@ -102,9 +97,7 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
       );
     }
     return EXIT.ok;
-  } finally {
-    await closeQuietly(service);
-  }
+  });
 }
 
 export const twinGetCommand = command('twin get', "print a module's desired and reported properties", GET_HELP, get);
