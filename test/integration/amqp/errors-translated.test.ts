@@ -11,7 +11,7 @@ import type { TransportConnection } from '../../../src/transport.js';
 import { amqp } from '../../../src/transports/amqp/index.js';
 import { loadAmqplib } from '../../../src/transports/amqp/load.js';
 import type { AmqplibModule } from '../../../src/transports/amqp/options.js';
-import { freePort } from '../brokers/rabbitmq.js';
+import { freePort } from '../support/loopback.js';
 import { bytes, closeAll, open, sharedRabbitMQ, testTransport, text, uniquePrefix } from './support.js';
 
 const opened: TransportConnection[] = [];

@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { accepts, freePort } from '../support/loopback.js';
 
 /** TLS listener settings; files are PEM paths readable by the broker. */
 export interface MosquittoTlsOptions {
@@ -80,33 +80,6 @@ export function findMosquitto(): string {
       '`apt-get install -y --no-install-recommends mosquitto` (Debian/Ubuntu), `brew install mosquitto` (macOS), ' +
       'or set MOSQUITTO_BIN to its path.',
   );
-}
-
-/** A port that was free a moment ago on 127.0.0.1, read back from a socket bound to port 0. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('could not read a free port');
-  return address.port;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
 }
 
 function writePasswordFile(file: string, users: Readonly<Record<string, string>>): void {
@@ -210,7 +183,7 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       if (exitedEarly) throw new Error(`mosquitto exited during start-up:\n${output}`);
-      if (await canConnect(port)) return;
+      if (await accepts(port)) return;
       if (Date.now() > deadline) {
         killOnExit();
         throw new Error(

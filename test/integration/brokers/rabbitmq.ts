@@ -7,9 +7,9 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { accepts, freePort } from '../support/loopback.js';
 
 const RABBITMQ_BIN = '/usr/lib/rabbitmq/bin';
 const SERVER = path.join(RABBITMQ_BIN, 'rabbitmq-server');
@@ -54,37 +54,6 @@ function passwordHash(password: string): string {
     .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
     .digest();
   return Buffer.concat([salt, digest]).toString('base64');
-}
-
-/** A port that was free on 127.0.0.1 a moment ago (bind to 0, read it back, release it). */
-export async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('no port'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
 }
 
 function exited(child: ChildProcess): Promise<void> {

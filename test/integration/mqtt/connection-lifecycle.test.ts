@@ -3,10 +3,9 @@
  * `closed` resolving once (undefined after close, `connection-lost` after a cut, a takeover or a broker crash),
  * operations in flight rejected when the connection drops, and no reconnect by mqtt.js itself.
  */
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEdgeKitError } from '../../../src/errors.js';
-import { freePort } from '../brokers/mosquitto.js';
+import { freePort, listenOnLoopback } from '../support/loopback.js';
 import { text, transportFor, unique, useConnections, useMosquitto, useProxies, utf8 } from './support/fixtures.js';
 import { withTimeout } from './support/wait.js';
 
@@ -15,23 +14,7 @@ const connections = useConnections();
 const proxies = useProxies();
 
 /** A TCP server that accepts and never answers: a broker that hangs. */
-async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as net.AddressInfo;
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+const silentServer = () => listenOnLoopback((socket, track) => track(socket));
 
 const servers: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {

@@ -4,6 +4,7 @@
  * process is killed) and refuse new ones until healed.
  */
 import net from 'node:net';
+import { listenOnLoopback } from './loopback.js';
 
 export interface TcpProxy {
   readonly port: number;
@@ -16,13 +17,15 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let refusing = false;
-  const server = net.createServer((client) => {
+  const server = await listenOnLoopback((client, track) => {
     if (refusing) {
       client.destroy();
       return;
     }
     const upstream = net.connect({ port: targetPort, host: targetHost, noDelay: true });
     client.setNoDelay(true);
+    track(client);
+    track(upstream);
     const pair: [net.Socket, net.Socket] = [client, upstream];
     pairs.add(pair);
     const end = () => {
@@ -35,14 +38,8 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
   return {
-    port: address.port,
+    port: server.port,
     cut(options = {}) {
       refusing = options.refuse ?? false;
       for (const [a, b] of pairs) {
@@ -55,13 +52,6 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     heal() {
       refusing = false;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const [a, b] of pairs) {
-          a.destroy();
-          b.destroy();
-        }
-        server.close(() => resolve());
-      }),
+    close: () => server.close(),
   };
 }
