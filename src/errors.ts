@@ -86,6 +86,16 @@ export function abortError(signal: AbortSignal): EdgeKitError {
   return new EdgeKitError('aborted', 'the operation was aborted', { cause: signal.reason });
 }
 
+/**
+ * What a transport's `request` rejects with when the handler serving it failed (the transport contract): the caller
+ * learns at once, with the reason, instead of waiting for its timeout.
+ */
+export function servedRequestFailed(address: string, reason: string, cause?: unknown): EdgeKitError {
+  return new EdgeKitError('transport-error', `the request on ${address} failed where it was served: ${reason}`, {
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
 /** Message text of any thrown value, for logs and error payloads. */
 export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;

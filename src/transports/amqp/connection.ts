@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
-import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../../errors.js';
+import { abortError, EdgeKitError, isEdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { checkAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
@@ -863,14 +863,7 @@ export class AmqpConnection implements TransportConnection {
             const request = this.requests.get(String(message.properties.correlationId));
             const failure = message.properties.headers?.[REPLY_ERROR_HEADER];
             if (failure === undefined) request?.resolve(bytesOf(message.content));
-            else {
-              request?.reject(
-                new EdgeKitError(
-                  'transport-error',
-                  `the request on ${request.address} failed where it was served: ${String(failure)}`,
-                ),
-              );
-            }
+            else request?.reject(servedRequestFailed(request.address, String(failure)));
           },
           { noAck: true },
         );

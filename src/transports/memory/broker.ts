@@ -4,7 +4,7 @@
  * simulated connection loss. It moves bytes only; the core does everything else, exactly as over MQTT or AMQP.
  */
 import { type Clock, systemClock } from '../../clock.js';
-import { EdgeKitError, messageOf } from '../../errors.js';
+import { EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { checkAddressPattern, matchesAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
@@ -400,15 +400,7 @@ export class MemoryBroker {
           },
           (error: unknown) => {
             if (server.conn.isOpen) {
-              finish(() =>
-                reject(
-                  new EdgeKitError(
-                    'transport-error',
-                    `the request on ${address} failed where it was served: ${messageOf(error)}`,
-                    { cause: error },
-                  ),
-                ),
-              );
+              finish(() => reject(servedRequestFailed(address, messageOf(error), error)));
             }
           },
         );

@@ -7,7 +7,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import { systemClock } from '../../clock.js';
-import { abortError, EdgeKitError, messageOf } from '../../errors.js';
+import { abortError, EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { matchesAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
@@ -596,10 +596,7 @@ export class MqttConnection implements TransportConnection {
           const failure = packet.properties?.userProperties?.[REPLY_ERROR_PROPERTY];
           if (failure === undefined) resolve(payload);
           else {
-            const text = Array.isArray(failure) ? failure.join('; ') : failure;
-            reject(
-              new EdgeKitError('transport-error', `the request on ${address} failed where it was served: ${text}`),
-            );
+            reject(servedRequestFailed(address, Array.isArray(failure) ? failure.join('; ') : failure));
           }
         }),
       );
