@@ -248,20 +248,25 @@ class ServiceClientImpl implements ServiceClient {
     const signal = checkOptions('applyDeployment', options);
     const deployment: Deployment = readDeployment(manifest);
     const conn = await this.connection(signal);
-    // Everything is read and encoded before the first write, so a failure part-way changes nothing.
-    const writes: Array<{ moduleId: string; key: string; version: number; bytes: Uint8Array }> = [];
-    for (const [moduleId, properties] of Object.entries(deployment.desired)) {
-      const key = addresses.desired(deviceId, moduleId);
-      let current: TwinDocument<JsonObject>;
-      try {
-        current = decodeTwin(await conn.getRetained(key), 'desired properties');
-      } catch {
-        current = { version: 0, properties: {} }; // a corrupt document is replaced whole anyway
-      }
-      if (JSON.stringify(current.properties) === JSON.stringify(properties)) continue;
-      const next = { version: current.version + 1, properties };
-      writes.push({ moduleId, key, version: next.version, bytes: encodeTwin(next, `${moduleId} desired properties`) });
-    }
+    // Everything is read (at once) and encoded before the first write, so a failure part-way changes nothing.
+    const reads = await Promise.all(
+      Object.entries(deployment.desired).map(async ([moduleId, properties]) => {
+        const key = addresses.desired(deviceId, moduleId);
+        let current: TwinDocument<JsonObject>;
+        try {
+          current = decodeTwin(await conn.getRetained(key), 'desired properties');
+        } catch {
+          current = { version: 0, properties: {} }; // a corrupt document is replaced whole anyway
+        }
+        return { moduleId, key, current, properties };
+      }),
+    );
+    const writes = reads
+      .filter(({ current, properties }) => JSON.stringify(current.properties) !== JSON.stringify(properties))
+      .map(({ moduleId, key, current, properties }) => {
+        const next = { version: current.version + 1, properties };
+        return { moduleId, key, version: next.version, bytes: encodeTwin(next, `${moduleId} desired properties`) };
+      });
     const desiredVersions: Record<string, number> = {};
     // Desired properties first, routes next: a route into a module never reaches it before its configuration.
     for (const write of writes) {
