@@ -24,7 +24,7 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
-          exclude: ['test/integration/amqp/**', '**/node_modules/**'],
+          exclude: ['test/integration/amqp/**', 'test/faults/**', '**/node_modules/**'],
           typecheck: {
             enabled: true,
             include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'],
@@ -40,6 +40,18 @@ export default defineConfig({
           include: ['test/integration/amqp/**/*.test.ts'],
           globalSetup: ['test/integration/amqp/global-setup.ts'],
           fileParallelism: false,
+        },
+      },
+      {
+        // The fault suite: modules on real Mosquitto and RabbitMQ through proxies that drop, stall, flap and fragment
+        // links. Its own RabbitMQ (some suites restart it); files one at a time, as faults are about timing.
+        extends: true,
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/integration/amqp/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 60_000,
         },
       },
     ],

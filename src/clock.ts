@@ -41,3 +41,19 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * Keeps the Node.js process alive until the returned function is called: a client that is open or reconnecting holds
+ * one, so a module process never exits because its socket is gone for a moment (a backoff timer alone does not hold
+ * the event loop). A ref'd interval that does no work; idempotent release. Where timers have no notion of keeping a
+ * process alive (browsers), it costs one idle interval.
+ */
+export function keepProcessAlive(): () => void {
+  // The longest delay Node accepts; the callback never does anything.
+  let interval: ReturnType<typeof setInterval> | undefined = setInterval(() => undefined, 2_147_483_647);
+  return () => {
+    if (interval === undefined) return;
+    clearInterval(interval);
+    interval = undefined;
+  };
+}

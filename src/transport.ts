@@ -35,6 +35,12 @@ export interface TransportConnectOptions {
   readonly abortSignal?: AbortSignal;
 }
 
+/** Options for {@link TransportConnection.close}. */
+export interface TransportCloseOptions {
+  /** The longest the graceful close may wait for the broker; default the transport's own (a few seconds). 0: at once. */
+  readonly timeoutInMs?: number;
+}
+
 /** Options for {@link TransportConnection.publish}. */
 export interface PublishOptions {
   /** The broker discards the message if it is not delivered within this time. Absent: no expiry. */
@@ -148,8 +154,12 @@ export interface TransportConnection {
   /** Serves requests sent to `address`. The handler may run concurrently for several requests. */
   serve(address: string, handler: RequestHandler): Promise<Subscription>;
 
-  /** Closes gracefully (no last will); idempotent. Unacknowledged deliveries go back to the broker. */
-  close(): Promise<void>;
+  /**
+   * Closes gracefully (no last will); idempotent. Unacknowledged deliveries go back to the broker. Resolves within
+   * `timeoutInMs` whatever the network does: a broker that does not answer in time gets no goodbye — the connection
+   * is dropped (its socket destroyed), and the last will may then fire.
+   */
+  close(options?: TransportCloseOptions): Promise<void>;
 }
 
 /** A broker binding: creates connections. Pass one to `connect(...)` as `transport`. */

@@ -13,7 +13,6 @@ import { Filter, startFilter } from './module.js';
 
 const client = await fromEnvironment(Filter, { transports: { mqtt, amqp } });
 await startFilter(client);
-console.log(`filter ${client.deviceId}/${client.moduleId} running`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     void client.close().then(() => {
@@ -22,3 +21,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
+// Announced only once the signals are handled: a SIGTERM before that would end the process without closing.
+console.log(`filter ${client.deviceId}/${client.moduleId} running`);

@@ -14,7 +14,6 @@ import { startSensor, TemperatureSensor } from './module.js';
 
 const client = await fromEnvironment(TemperatureSensor, { transports: { mqtt, amqp } });
 const stop = await startSensor(client);
-console.log(`sensor ${client.deviceId}/${client.moduleId} running`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     stop();
@@ -24,3 +23,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
+// Announced only once the signals are handled: a SIGTERM before that would end the process without closing.
+console.log(`sensor ${client.deviceId}/${client.moduleId} running`);

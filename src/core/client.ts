@@ -3,7 +3,7 @@
  * input handling with retries and dead-letters, twins and direct methods — all transport-agnostic, on top of the
  * byte-level contract in ../transport.ts.
  */
-import { type Clock, type ClockTimer, sleep, systemClock } from '../clock.js';
+import { type Clock, type ClockTimer, keepProcessAlive, sleep, systemClock } from '../clock.js';
 import type { Codec } from '../codecs/codec.js';
 import { isSchema, validate } from '../codecs/schema.js';
 import { abortError, EdgeKitError, isEdgeKitError, MethodError, messageOf } from '../errors.js';
@@ -71,6 +71,8 @@ const MAX_WATCHED_TARGETS = 64;
 /** Largest method payload, as IoT Hub: 128 KB. */
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 const DEFAULT_TTL_SECS = 7200;
+/** The end of close()'s budget kept for marking the module offline and disconnecting (at most a quarter of it). */
+const GOODBYE_RESERVE_MS = 1_000;
 export const MIN_METHOD_TIMEOUT = 5_000;
 export const MAX_METHOD_TIMEOUT = 300_000;
 
@@ -191,6 +193,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private connectedWaiters: Array<() => void> = [];
   private closing = false;
   private readonly closedSignal = deferred<void>();
+  /** Held from start() until the client is closed: see {@link start}. */
+  private releaseProcess: (() => void) | undefined;
   private reconnectTimer: ClockTimer | undefined;
   private readonly counters = {
     sent: 0,
@@ -323,8 +327,22 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** First connection: retried with backoff until `connectTimeoutInMs`. */
+  /**
+   * First connection: retried with backoff until `connectTimeoutInMs`. From here until the client is closed it keeps
+   * the process alive, also while no socket is open (between attempts, and later while reconnecting).
+   */
   async start(signal: AbortSignal | undefined): Promise<void> {
+    this.releaseProcess = keepProcessAlive();
+    try {
+      await this.connectFirst(signal);
+    } catch (error) {
+      // Given up: said by connect()'s rejection and by the final status, which carries the cause.
+      this.finish(error instanceof Error ? error : new EdgeKitError('connection-failed', messageOf(error)));
+      throw error;
+    }
+  }
+
+  private async connectFirst(signal: AbortSignal | undefined): Promise<void> {
     const deadline = this.clock.now() + this.opts.connectTimeoutInMs;
     let attempt = 0;
     /** The most telling failure: a refusal (bad password, unknown host) beats the timeout of a last short attempt. */
@@ -342,9 +360,6 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         attempt++;
         const delay = this.backoff(attempt);
         if (this.clock.now() + delay >= deadline || (isEdgeKitError(error) && error.code === 'invalid-configuration')) {
-          this.setStatus({ state: 'closed' });
-          this.closing = true;
-          this.closedSignal.resolve();
           throw isEdgeKitError(error)
             ? error
             : new EdgeKitError('connection-failed', `cannot connect ${this.clientId}: ${messageOf(error)}`, {
@@ -356,6 +371,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         });
       }
     }
+  }
+
+  /** The end of the client, once: final status, the process no longer held, `closed()` resolved. */
+  private finish(cause: Error | undefined): void {
+    this.closing = true;
+    this.setStatus(cause === undefined ? { state: 'closed' } : { state: 'closed', cause });
+    this.releaseProcess?.();
+    this.releaseProcess = undefined;
+    this.closedSignal.resolve();
   }
 
   private backoff(attempt: number): number {
@@ -580,41 +604,56 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
 
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.closing) return this.closedSignal.promise;
-    const drainTimeout = positiveInt('drainTimeoutInMs', options.drainTimeoutInMs, 30_000, 0);
+    const budget = positiveInt('drainTimeoutInMs', options.drainTimeoutInMs, 30_000, 0);
     this.closing = true;
+    // The whole close fits in the budget whatever the network does; the end of it is kept for the goodbye.
+    const deadline = this.clock.now() + budget;
+    const drained = deadline - Math.min(GOODBYE_RESERVE_MS, Math.floor(budget / 4));
     this.reconnectTimer?.cancel();
     const establishing = this.establishing;
     if (establishing) {
       establishing.abort.abort(new EdgeKitError('closed', 'the client is closing'));
-      await establishing.promise.catch(() => undefined);
+      await this.until(establishing.promise, drained);
     }
     for (const stop of this.onClosing.splice(0)) stop();
-    // 1. Stop new deliveries and requests.
-    await Promise.all([...this.bindings].map((b) => b.sub?.close().catch(() => undefined)));
+    // 1. Stop new deliveries and requests (an unsubscribe waits for the broker: bounded too).
+    await this.until(Promise.all([...this.bindings].map((b) => b.sub?.close())), drained);
     // 2. Without a connection, queued sends and operations waiting for one cannot finish: fail them now.
     if (!this.conn) this.failWaiting();
-    // 3. Drain in-flight handlers and sends (bounded).
-    if (this.busy > 0) {
-      let timer: ClockTimer | undefined;
-      await new Promise<void>((resolve) => {
-        this.idleWaiters.push(resolve);
-        timer = this.clock.setTimer(resolve, drainTimeout);
-      });
-      timer?.cancel();
-    }
+    // 3. Drain in-flight handlers and sends.
+    if (this.busy > 0) await this.until(new Promise<void>((resolve) => this.idleWaiters.push(resolve)), drained);
     // 4. Sends still waiting for a connection cannot go anywhere now.
     this.failWaiting();
-    // 5. Say goodbye: presence offline (no last will), then disconnect.
+    // 5. Say goodbye: presence offline (no last will), then disconnect — at once, without a goodbye, when the
+    //    broker does not answer in time (the last will then marks the module offline).
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
-      await conn
-        .setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceClosed(this.clock.now())))
-        .catch(() => undefined);
-      await conn.close().catch(() => undefined);
+      await this.until(
+        conn.setRetained(
+          addresses.presence(this.deviceId, this.moduleId),
+          toJsonBytes(presenceClosed(this.clock.now())),
+        ),
+        deadline,
+      );
+      await this.until(conn.close({ timeoutInMs: Math.max(0, deadline - this.clock.now()) }), deadline);
     }
-    this.setStatus({ state: 'closed' });
-    this.closedSignal.resolve();
+    this.finish(undefined);
+  }
+
+  /** Waits for `work` to settle (its outcome ignored) or for the clock to reach `deadline`, whichever comes first. */
+  private until(work: Promise<unknown>, deadline: number): Promise<void> {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    const left = deadline - this.clock.now();
+    if (left <= 0) return Promise.resolve();
+    let timer: ClockTimer | undefined;
+    return Promise.race([
+      settled,
+      new Promise<void>((resolve) => (timer = this.clock.setTimer(resolve, left))),
+    ]).finally(() => timer?.cancel());
   }
 
   private failWaiting(): void {
@@ -869,11 +908,13 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         if (pending === undefined) continue; // handled synchronously
         active++;
         this.begin();
-        void pending.finally(() => {
-          active--;
-          this.end();
-          pump();
-        });
+        pending
+          .catch((error: unknown) => this.report_error(error, `a message on input "${input}" could not be settled`))
+          .finally(() => {
+            active--;
+            this.end();
+            pump();
+          });
       }
     };
     const binding: InputBinding = {
@@ -1148,13 +1189,17 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.report_error(error, 'desired properties ignored');
       return;
     }
-    this.chainDesired(() => this.applyDesired(doc));
+    this.chainDesired(() => this.applyDesired(doc)).catch(() => undefined); // reported in the chain
   }
 
-  /** Desired work runs one step at a time, in order; close() drains it. */
+  /**
+   * Desired work runs one step at a time, in order; close() drains it. A step that fails is reported and does not
+   * stop the steps after it; the caller of this step gets its failure too.
+   */
   private chainDesired(step: () => Promise<void>): Promise<void> {
-    this.desiredChain = this.track(this.desiredChain.then(step));
-    return this.desiredChain;
+    const run = this.track(this.desiredChain.then(step));
+    this.desiredChain = run.catch((error: unknown) => this.report_error(error, 'applying desired properties failed'));
+    return run;
   }
 
   private async applyDesired(doc: TwinDocument<JsonObject>): Promise<void> {

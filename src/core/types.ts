@@ -142,13 +142,17 @@ export interface OperationOptions {
   readonly timeoutInMs?: number;
 }
 
-/** The connection's lifecycle; `status()` yields the current state first, then every change. */
+/**
+ * The connection's lifecycle; `status()` yields the current state first, then every change. A client never gives up
+ * reconnecting by itself: `closed` comes after `close()`, or — with the `cause` — when the first connection could not
+ * be made within `connectTimeoutInMs`.
+ */
 export type ConnectionStatus =
   | { readonly state: 'connecting' }
   | { readonly state: 'connected'; readonly since: Date }
   | { readonly state: 'disconnected'; readonly cause: Error }
   | { readonly state: 'reconnecting'; readonly attempt: number; readonly delayInMs: number; readonly cause: Error }
-  | { readonly state: 'closed' };
+  | { readonly state: 'closed'; readonly cause?: Error };
 
 /** Counters since the client was created. */
 export interface ClientStats {
@@ -219,7 +223,12 @@ export interface ConnectOptions {
 
 /** Options for `close`. */
 export interface CloseOptions {
-  /** Longest wait for in-flight handlers and sends; then the client closes anyway (unfinished messages are redelivered later). Default 30 000. */
+  /**
+   * The longest `close()` takes, whatever the network does. In-flight handlers and sends get most of it; the rest
+   * marks the module offline and disconnects. What does not finish in time is cut off: unfinished messages are
+   * redelivered later, the connection is dropped and the broker's last will marks the module offline. 0 closes at
+   * once without waiting for anything. Default 30 000.
+   */
   readonly drainTimeoutInMs?: number;
 }
 

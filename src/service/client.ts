@@ -3,7 +3,7 @@
  * updates twins, invokes direct methods, watches the messages that flow and reported properties, and lists modules
  * with their presence — over the same transports as modules. The `edgekit` CLI is built on it.
  */
-import { type Clock, sleep, systemClock } from '../clock.js';
+import { type Clock, keepProcessAlive, sleep, systemClock } from '../clock.js';
 import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
 import { MAX_METHOD_TIMEOUT, MIN_METHOD_TIMEOUT } from '../core/client.js';
 import { checkTwin, decodeTwin, encodeTwin, type JsonObject, type TwinDocument } from '../core/twin.js';
@@ -185,7 +185,12 @@ export async function connectService(options: ServiceClientOptions = {}): Promis
     throw new RangeError(`connectService: connectTimeoutInMs must be a positive integer, got ${String(timeoutInMs)}`);
   }
   const client = new ServiceClientImpl(transport, options.clock ?? systemClock, timeoutInMs);
-  await client.connection(options.abortSignal);
+  try {
+    await client.connection(options.abortSignal);
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
   return client;
 }
 
@@ -195,6 +200,8 @@ class ServiceClientImpl implements ServiceClient {
   private readonly clientId = `edgekit-service-${globalThis.crypto.randomUUID()}`;
   /** Ends every monitor and watch on close. */
   private readonly watches = new Set<{ close(): Promise<void> }>();
+  /** Open clients keep the process alive, also while a monitor waits to subscribe again after a lost connection. */
+  private readonly releaseProcess = keepProcessAlive();
 
   constructor(
     private readonly transport: Transport,
@@ -524,6 +531,7 @@ class ServiceClientImpl implements ServiceClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.releaseProcess();
     await Promise.all([...this.watches].map((w) => w.close().catch(() => undefined)));
     const current = this.current;
     this.current = undefined;

@@ -15,13 +15,15 @@ import type {
   RequestHandler,
   RequestOptions,
   Subscription,
+  TransportCloseOptions,
   TransportConnection,
   TransportConnectOptions,
 } from '../../transport.js';
+import { closeTimeout } from '../kit.js';
 import { AckBatcher } from './ack-batcher.js';
 import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
 import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
-import { coalesceSocketWrites } from './socket-writes.js';
+import { coalesceSocketWrites, socketOf } from './socket-writes.js';
 import {
   AMQP_MAX_PRIORITY,
   checkAddress,
@@ -46,8 +48,8 @@ const EMPTY_REPLY = new Uint8Array(0);
  */
 const EMPTY_READ_RETRY_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128];
 
-/** How long each step of a graceful close may take (outstanding confirms, channel closes, the will, the connection). */
-const CLOSE_CONFIRM_WAIT_MS = 5_000;
+/** How long a graceful close may wait for the broker (outstanding confirms, channel closes, the will, the connection). */
+const CLOSE_TIMEOUT_MS = 10_000;
 
 /** How long connect waits for the broker to hand the freshly published will back to its holder. */
 const WILL_HOLD_TIMEOUT_MS = 5_000;
@@ -335,23 +337,29 @@ export class AmqpConnection implements TransportConnection {
     });
   }
 
-  async close(): Promise<void> {
+  close(options: TransportCloseOptions = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    const budget = closeTimeout(options, CLOSE_TIMEOUT_MS);
+    const deadline = Date.now() + budget;
+    const left = () => Math.max(0, deadline - Date.now());
     this.closing = (async () => {
       if (this.state !== 'open') return;
       this.state = 'closing';
       const closedError = new EdgeKitError('closed', 'the AMQP connection was closed');
       for (const request of [...this.requests.values()]) request.reject(closedError);
       // Let publishes already sent get their confirms, so a send that raced close() is not reported as failed.
-      await withTimeout(this.confirm.waitForConfirms().catch(noop), CLOSE_CONFIRM_WAIT_MS);
+      await withTimeout(this.confirm.waitForConfirms().catch(noop), left());
       this.failPending(closedError);
       // Close the consumer channels first: a channel's close follows its acks on the wire, so every ack the core
       // gave is settled before the connection goes (amqplib may write a connection close ahead of other channels).
       for (const subscription of this.subscriptions) subscription.stopped = true;
-      // Each step is bounded: a broker that stopped answering must not keep close() pending (heartbeats end it).
-      await withTimeout(Promise.all([...this.subscriptions].map((s) => s.closeChannel())), CLOSE_CONFIRM_WAIT_MS);
-      await withTimeout(this.disarmWill().catch(noop), CLOSE_CONFIRM_WAIT_MS);
-      await withTimeout(this.model.close().catch(noop), CLOSE_CONFIRM_WAIT_MS);
+      // Every step shares the budget: a broker that stopped answering must not keep close() pending.
+      await withTimeout(Promise.all([...this.subscriptions].map((s) => s.closeChannel())), left());
+      await withTimeout(this.disarmWill().catch(noop), left());
+      if ((await withTimeout(this.model.close().catch(noop), left())) === 'timed out') {
+        // No answer in time: drop the connection (the broker then fires the will, as for a crash).
+        socketOf(this.model)?.destroy();
+      }
       this.state = 'closed';
       this.resolveClosed(undefined);
     })();
@@ -1027,6 +1035,10 @@ function translateEnded(error: unknown, ended: EdgeKitError): EdgeKitError {
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  if (ms <= 0) {
+    promise.catch(noop);
+    return Promise.resolve('timed out');
+  }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timed out'>((resolve) => {
     timer = setTimeout(() => resolve('timed out'), ms);

@@ -17,8 +17,8 @@ type WriteFn = (...args: unknown[]) => boolean;
  * Returns whether the socket was found.
  */
 export function coalesceSocketWrites(model: ChannelModel): boolean {
-  const stream: unknown = (model as { connection?: { stream?: unknown } }).connection?.stream;
-  if (!(stream instanceof Writable) || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') {
+  const stream = socketOf(model);
+  if (stream === undefined || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') {
     return false;
   }
   const socket = stream as Writable & { write: WriteFn };
@@ -38,4 +38,10 @@ export function coalesceSocketWrites(model: ChannelModel): boolean {
     return write(...args);
   };
   return true;
+}
+
+/** The socket amqplib keeps in the private `connection.stream`, if this amqplib still does. */
+export function socketOf(model: ChannelModel): Writable | undefined {
+  const stream: unknown = (model as { connection?: { stream?: unknown } }).connection?.stream;
+  return stream instanceof Writable ? stream : undefined;
 }

@@ -15,9 +15,11 @@ import type {
   RequestOptions,
   Subscription,
   Transport,
+  TransportCloseOptions,
   TransportConnection,
   TransportConnectOptions,
 } from '../../transport.js';
+import { closeTimeout } from '../kit.js';
 
 interface Stored {
   /** Publish order within the broker: messages given back return to their place in it. */
@@ -534,7 +536,9 @@ export class MemoryConnection implements TransportConnection {
     };
   }
 
-  async close(): Promise<void> {
+  /** Closes at once: nothing to wait for in one process. */
+  async close(options?: TransportCloseOptions): Promise<void> {
+    closeTimeout(options, 0);
     this.end(undefined, false);
   }
 

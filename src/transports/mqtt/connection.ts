@@ -17,9 +17,11 @@ import type {
   RequestHandler,
   RequestOptions,
   Subscription,
+  TransportCloseOptions,
   TransportConnection,
   TransportConnectOptions,
 } from '../../transport.js';
+import { closeTimeout } from '../kit.js';
 import { connectFailed, describeReason, operationFailed } from './errors.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
@@ -167,12 +169,6 @@ function localExpiry(packet: IPublishPacket): number | undefined {
   const deadline = Number(Array.isArray(property) ? property[0] : property);
   if (!Number.isFinite(deadline)) return undefined;
   return Math.max(deadline, receivedAt + Math.max(0, remaining - 1) * 1000);
-}
-
-function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
 }
 
 /** An open connection; see the module comment. Created by {@link openConnection}. */
@@ -654,9 +650,10 @@ export class MqttConnection implements TransportConnection {
 
   // ---- lifecycle ------------------------------------------------------------------------------------------------
 
-  close(): Promise<void> {
+  close(options: TransportCloseOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
     if (this.state === 'ended') return Promise.resolve();
+    const grace = closeTimeout(options, CLOSE_GRACE_MS);
     this.state = 'closing';
     // Served addresses are unsubscribed first: requests queued in a closed session would wait unanswered until they
     // expire — with shared subscriptions a share of every replica's requests. Queues stay subscribed, so a module's
@@ -670,14 +667,19 @@ export class MqttConnection implements TransportConnection {
     this.patterns.clear();
     this.patternsById.clear();
     this.closing = new Promise<void>((resolve) => {
+      // No answer within the grace (a silent partition): drop the socket; the broker fires the will, as for a crash.
       const timer = systemClock.setTimer(() => {
         this.client.stream?.destroy();
         resolve();
-      }, CLOSE_GRACE_MS);
+      }, grace);
       this.finishClose = () => {
         timer.cancel();
         resolve();
       };
+      if (grace === 0) {
+        this.finishClose = undefined;
+        return;
+      }
       if (served.length > 0) this.client.unsubscribe(served);
       // A normal DISCONNECT (reason 0), sent once the UNSUBACK and outstanding PUBACKs are in: the broker discards the
       // will and keeps the session for its expiry.
@@ -704,6 +706,13 @@ export class MqttConnection implements TransportConnection {
         details: reason === undefined ? {} : { reasonCode: reason },
       }),
     );
+  }
+
+  /** Ends the connection after an error of its own: the socket is dropped and `closed` resolves with the reason. */
+  private fail(error: unknown, what: string): void {
+    if (this.state === 'ended') return;
+    this.client.stream?.destroy();
+    this.terminate(new EdgeKitError('connection-lost', `the connection was dropped: ${what}: ${messageOf(error)}`, { cause: error }));
   }
 
   /** Ends the connection for good: `cause` is undefined after close(). */
@@ -858,6 +867,9 @@ export class MqttConnection implements TransportConnection {
     this.syncCounter += 1;
     const token = `${this.syncNonce}:${this.syncCounter}`;
     const arrived = this.track<void>((resolve) => this.syncs.set(token, resolve));
+    // When the connection ends, both the publish and the wait for the sentinel reject; only the publish's error is
+    // thrown, so the other rejection must be handled here or it is an unhandled rejection that kills the process.
+    arrived.catch(() => undefined);
     try {
       await this.publishPacket(this.topics.sync, new TextEncoder().encode(token), { qos: 1 });
     } catch (error) {
@@ -899,7 +911,10 @@ export class MqttConnection implements TransportConnection {
     try {
       deferAck = this.route(packet);
     } catch (error) {
-      rethrowLater(error);
+      // A packet this connection cannot handle must not crash the process: the connection ends with the reason
+      // (the core reconnects, and the unacknowledged message comes again).
+      this.fail(error, `a message on ${packet.topic} could not be handled`);
+      deferAck = true;
     }
     if (deferAck && packet.qos > 0) callback(DEFER_PUBACK);
     else callback();
@@ -984,7 +999,7 @@ export class MqttConnection implements TransportConnection {
         try {
           reader.onChange?.(value);
         } catch (error) {
-          rethrowLater(error);
+          this.fail(error, `a watcher of ${topic} failed`);
         }
       }
     }

@@ -2,24 +2,14 @@
  * `connectTimeoutInMs` bounds the whole start of a module, on a real Mosquitto behind a proxy that goes silent right
  * after the broker's CONNACK (a black-holing network: nothing is closed, nothing more arrives). `connect` must give
  * up within its budget — not wait for the keep-alive to notice the dead connection.
- *
- * This test shows a core bug (src/core/client.ts `establishOn`): the budget is passed to the transport's connect
- * only; the twin read, the route-table and desired watches and the presence write that follow have no deadline, so
- * a connection that stalls after CONNACK keeps `connect()` pending until the keep-alive ends it (1.5 × 30 s by default)
- * — or for ever with keep-alive off. It fails until the core applies the remaining budget to those steps too.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isEdgeKitError } from '../../../src/errors.js';
 import { connect, defineModule, json } from '../../../src/index.js';
-import { type FreezingProxy, startFreezingProxy } from './fixtures/freezing-proxy.js';
-import { transportFor, unique, useMosquitto } from './support/fixtures.js';
+import { transportFor, unique, useMosquitto, useProxies } from './support/fixtures.js';
 
 const broker = useMosquitto();
-const proxies = new Set<FreezingProxy>();
-afterEach(async () => {
-  await Promise.all([...proxies].map((proxy) => proxy.close()));
-  proxies.clear();
-});
+const proxies = useProxies();
 
 const Module = defineModule({ inputs: { in: json<number>() } });
 
@@ -27,8 +17,8 @@ describe('the start of a module', () => {
   it('gives up within connectTimeoutInMs when the connection goes silent after CONNACK', {
     timeout: 30_000,
   }, async () => {
-    const proxy = await startFreezingProxy(broker().port, 1);
-    proxies.add(proxy);
+    const proxy = await proxies.start(broker().port);
+    proxy.stall({ afterChunksFromServer: 1 });
     const budget = 1_500;
     const started = Date.now();
     const outcome = await connect(Module, {
