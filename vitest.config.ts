@@ -16,6 +16,10 @@ export default defineConfig({
     ],
   },
   test: {
+    // Spelled out because it is a promise of the project: an unhandled rejection or uncaught exception anywhere in a
+    // test run (in a test, a hook, or a callback that outlived its test) fails the run. Module processes started by
+    // tests run with Node's default, which ends the process on either; their tests require a clean stderr.
+    dangerouslyIgnoreUnhandledErrors: false,
     testTimeout: 20_000,
     hookTimeout: 60_000,
     projects: [

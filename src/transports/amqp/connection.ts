@@ -357,8 +357,9 @@ export class AmqpConnection implements TransportConnection {
       await withTimeout(Promise.all([...this.subscriptions].map((s) => s.closeChannel())), left());
       await withTimeout(this.disarmWill().catch(noop), left());
       if ((await withTimeout(this.model.close().catch(noop), left())) === 'timed out') {
-        // No answer in time: drop the connection (the broker then fires the will, as for a crash).
-        socketOf(this.model)?.destroy();
+        // No answer in time: drop the connection (the broker then fires the will, as for a crash). With an error, so
+        // amqplib hears of it (it listens for 'error' and 'end', not 'close') and stops its heartbeat timer.
+        socketOf(this.model)?.destroy(new Error('the broker did not answer the close in time'));
       }
       this.state = 'closed';
       this.resolveClosed(undefined);

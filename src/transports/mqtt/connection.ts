@@ -712,7 +712,9 @@ export class MqttConnection implements TransportConnection {
   private fail(error: unknown, what: string): void {
     if (this.state === 'ended') return;
     this.client.stream?.destroy();
-    this.terminate(new EdgeKitError('connection-lost', `the connection was dropped: ${what}: ${messageOf(error)}`, { cause: error }));
+    this.terminate(
+      new EdgeKitError('connection-lost', `the connection was dropped: ${what}: ${messageOf(error)}`, { cause: error }),
+    );
   }
 
   /** Ends the connection for good: `cause` is undefined after close(). */

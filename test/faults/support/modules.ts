@@ -18,8 +18,13 @@ export type Event = Record<string, unknown> & { readonly event: string };
 /** A running fixture module and its events. */
 export interface FaultModule {
   readonly process: ModuleProcess;
-  /** The first event (from now on or already printed) for which `match` holds. */
-  event(match: (event: Event) => boolean, ms: number, what: string): Promise<Event>;
+  /**
+   * The first event for which `match` holds, among those printed so far or coming; with `after` (a {@link mark}),
+   * only among those printed after it.
+   */
+  event(match: (event: Event) => boolean, ms: number, what: string, after?: number): Promise<Event>;
+  /** A mark for {@link event}'s `after`: the number of lines printed so far. */
+  mark(): number;
   /** Every event printed so far. */
   events(): Event[];
   /** SIGTERM, then the exit, which must be clean: code 0, nothing on stderr. */
@@ -51,11 +56,13 @@ export function useFaultModules(): {
     return {
       process: child,
       events,
-      event: async (match, ms, what) => {
+      mark: () => child.lines.items.length,
+      event: async (match, ms, what, after = 0) => {
+        const lines = child.lines.items;
         const line = await child.line(
           (l) => {
             const parsed = parseEvent(l);
-            return typeof parsed?.event === 'string' && match(parsed as Event);
+            return typeof parsed?.event === 'string' && lines.lastIndexOf(l) >= after && match(parsed as Event);
           },
           ms,
           what,

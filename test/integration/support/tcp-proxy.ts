@@ -32,7 +32,7 @@ export interface TcpProxy {
    * server (e.g. 1: the handshake answer arrives, then silence).
    */
   stall(options?: { afterChunksFromServer?: number }): void;
-  /** From now on every new connection is reset after a random delay (see {@link FlapOptions}) until {@link heal}. */
+  /** From now on every connection — the open ones too — is reset after a random delay (see {@link FlapOptions}) until {@link heal}. */
   flap(options: FlapOptions): void;
   /** Forwards every chunk in pieces of at most `maxBytes` (each its own write), until {@link heal}. */
   fragment(maxBytes: number): void;
@@ -118,15 +118,16 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       pair.fromServer += 1;
       write(client, chunk);
     });
-    if (mode.kind === 'flap') {
-      const { minMs, maxMs } = mode;
-      const delay = minMs + Math.floor(Math.random() * (maxMs - minMs + 1));
-      pair.flapTimer = setTimeout(() => {
-        flapped += 1;
-        reset(pair);
-      }, delay);
-    }
+    if (mode.kind === 'flap') scheduleFlap(pair, mode);
   });
+
+  function scheduleFlap(pair: Pair, { minMs, maxMs }: FlapOptions): void {
+    const delay = minMs + Math.floor(Math.random() * (maxMs - minMs + 1));
+    pair.flapTimer = setTimeout(() => {
+      flapped += 1;
+      reset(pair);
+    }, delay);
+  }
 
   return {
     port: server.port,
@@ -149,6 +150,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     flap(options) {
       if (!(options.minMs >= 0 && options.maxMs >= options.minMs)) throw new RangeError('flap: need 0 ≤ minMs ≤ maxMs');
       mode = { kind: 'flap', minMs: options.minMs, maxMs: options.maxMs };
+      for (const pair of pairs) if (pair.flapTimer === undefined) scheduleFlap(pair, options);
     },
     fragment(maxBytes) {
       if (!(Number.isInteger(maxBytes) && maxBytes >= 1)) throw new RangeError('fragment: maxBytes must be ≥ 1');
