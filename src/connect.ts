@@ -8,6 +8,7 @@ import type { ModuleContract } from './core/contract.js';
 import type { ConnectOptions, ModuleClient } from './core/types.js';
 import { EdgeKitError } from './errors.js';
 import { checkName } from './names.js';
+import { maskedUrlHint, redactCredentials } from './redact.js';
 import type { Transport } from './transport.js';
 import { memory } from './transports/memory/index.js';
 
@@ -181,7 +182,8 @@ export async function transportFromSettings(
   try {
     scheme = new URL(url).protocol.replace(/:$/, '');
   } catch {
-    problems.push(`${labels.url} ${JSON.stringify(url)} is not a URL`);
+    const shown = JSON.stringify(redactCredentials(url, [settings.password]));
+    problems.push(`${labels.url} ${shown} is not a URL${maskedUrlHint(url)}`);
   }
   const tls: { ca?: string; cert?: string; key?: string } = {};
   for (const [field, setting] of [

@@ -3,6 +3,7 @@
  * `TypeError`/`RangeError`, not later as a broker error.
  */
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
+import { decodeUrlComponent, maskedUrlHint, redactCredentials } from '../../redact.js';
 import { checkPrefix, DEFAULT_PREFIX, type Topology, topology } from './topology.js';
 
 /**
@@ -178,12 +179,15 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
   try {
     url = new URL(rawUrl);
   } catch {
-    throw new RangeError(`url ${JSON.stringify(rawUrl)} is not a URL; expected amqp://host[:port][/vhost]`);
+    throw new RangeError(
+      `url ${JSON.stringify(redactCredentials(rawUrl))} is not a URL${maskedUrlHint(rawUrl)}; ` +
+        'expected amqp://host[:port][/vhost]',
+    );
   }
   if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
     throw new RangeError(`url must start with amqp: or amqps:, got ${JSON.stringify(url.protocol)}`);
   }
-  if (url.hostname === '') throw new RangeError(`url ${JSON.stringify(rawUrl)} has no host`);
+  if (url.hostname === '') throw new RangeError(`url ${JSON.stringify(redactCredentials(rawUrl))} has no host`);
   if (url.search !== '' || url.hash !== '') {
     throw new RangeError(
       'url must not have a query or fragment; use the options heartbeatInSeconds, connectTimeoutInMs, vhost, tls instead',
@@ -193,10 +197,9 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
   const tls = o.tls === undefined ? undefined : checkTls(o.tls);
   if (tls !== undefined && !secure) throw new RangeError('tls options need an amqps: url');
 
-  const fromUrl = (value: string) => decodeURIComponent(value);
-  const username = o.username === undefined ? fromUrl(url.username) : checkString('username', o.username);
-  const password = o.password === undefined ? fromUrl(url.password) : checkString('password', o.password);
-  const pathVhost = url.pathname.length > 1 ? fromUrl(url.pathname.slice(1)) : '/';
+  const username = o.username === undefined ? decodeUrlComponent(url.username) : checkString('username', o.username);
+  const password = o.password === undefined ? decodeUrlComponent(url.password) : checkString('password', o.password);
+  const pathVhost = url.pathname.length > 1 ? decodeUrlComponent(url.pathname.slice(1)) : '/';
   const vhost = o.vhost === undefined ? pathVhost : checkString('vhost', o.vhost);
   if (vhost.length === 0) throw new RangeError("vhost must not be empty; RabbitMQ's default is '/'");
 

@@ -3,6 +3,7 @@
  * typo or an out-of-range value fails at start-up with a `TypeError`/`RangeError` that names it.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
+import { decodeUrlComponent, maskedUrlHint, redactCredentials } from '../../redact.js';
 import { checkClientId, DEFAULT_TOPIC_PREFIX, hasWildcardOrNul } from './topics.js';
 
 /** PEM text or bytes, or several of them (e.g. a CA bundle). */
@@ -268,10 +269,12 @@ function parseUrl(value: unknown): URL {
     throw new TypeError('mqtt(): url must be a string or URL, e.g. "mqtt://127.0.0.1:1883"');
   try {
     return new URL(value);
-  } catch (error) {
-    throw new TypeError(`mqtt(): url ${JSON.stringify(value)} is not a valid URL, e.g. "mqtt://127.0.0.1:1883"`, {
-      cause: error,
-    });
+  } catch {
+    // No cause: Node's URL error carries the whole input, password included, as `input`.
+    throw new TypeError(
+      `mqtt(): url ${JSON.stringify(redactCredentials(value))} is not a valid URL${maskedUrlHint(value)}, ` +
+        'e.g. "mqtt://127.0.0.1:1883"',
+    );
   }
 }
 
@@ -287,16 +290,17 @@ export function resolveOptions(options: unknown): ResolvedMqttOptions {
       `mqtt(): url scheme ${JSON.stringify(url.protocol)} is not supported; use mqtt:, mqtts: (or tcp:, ssl:, tls:)`,
     );
   }
-  if (url.hostname === '') throw new TypeError(`mqtt(): url ${JSON.stringify(url.href)} has no host`);
+  const shown = JSON.stringify(redactCredentials(url.href));
+  if (url.hostname === '') throw new TypeError(`mqtt(): url ${shown} has no host`);
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
-    throw new RangeError(`mqtt(): url ${JSON.stringify(url.href)} must not have a path, query or fragment`);
+    throw new RangeError(`mqtt(): url ${shown} must not have a path, query or fragment`);
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? DEFAULT_PORTS[protocol] : Number(url.port);
   const username =
-    optionalString(options.username, 'username') ?? (url.username ? decodeURIComponent(url.username) : undefined);
+    optionalString(options.username, 'username') ?? (url.username ? decodeUrlComponent(url.username) : undefined);
   const password =
-    optionalString(options.password, 'password') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+    optionalString(options.password, 'password') ?? (url.password ? decodeUrlComponent(url.password) : undefined);
   if (password !== undefined && username === undefined) {
     throw new TypeError('mqtt(): a password needs a username');
   }
