@@ -1,8 +1,10 @@
 /**
  * A password in a broker URL never shows in an error, whatever is wrong with the URL, and whichever entry point
- * refuses it: `mqtt()`, `amqp()` or `fromEnvironment`. Each error still says what is wrong. A `%` in a URL's password
- * is taken literally.
+ * refuses it: `mqtt()`, `amqp()` or `fromEnvironment`. Each error still says what is wrong. Library errors that quote
+ * the URL or the password are redacted at the transport boundary. A `%` in a URL's password is taken literally.
+ * No broker needed: the library errors come from injected libraries.
  */
+import * as realMqtt from 'mqtt';
 import { describe, expect, test } from 'vitest';
 import { fromEnvironment } from '../src/connect.js';
 import { untypedModule } from '../src/core/contract.js';
@@ -156,5 +158,71 @@ describe('a % in a URL password is taken literally unless it starts a percent-en
       },
     }).catch(() => undefined);
     expect(seen).toEqual(['50%']);
+  });
+});
+
+describe('library errors that quote the URL or the password are redacted at the transport boundary', () => {
+  const quoting = (text: string) => Object.assign(new Error(text), { code: 'EWHATEVER', input: text });
+
+  test('mqtt: mqtt.js throwing from connect()', async () => {
+    const transport = mqtt({
+      url: 'mqtt://u:Zq7Wv4@127.0.0.1:1',
+      lib: {
+        connect() {
+          throw quoting('cannot parse mqtt://u:Zq7Wv4@127.0.0.1:1 (password Zq7Wv4)');
+        },
+      },
+    });
+    const error = await transport.connect({ clientId: 'c' }).catch((e: unknown) => e);
+    expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+    expect((error as Error).message).toContain('cannot parse mqtt://u:***@127.0.0.1:1 (password ***)');
+    expect(((error as Error).cause as { code?: unknown }).code).toBe('EWHATEVER');
+    expectNoSecret(error, SECRETS);
+  });
+
+  test('mqtt: an error event while connecting, with the password given as an option and a TLS passphrase', async () => {
+    const transport = mqtt({
+      url: 'mqtts://127.0.0.1:1',
+      username: 'u',
+      password: 'Zq7Wv4',
+      tls: { passphrase: 'Wv4-phrase' },
+      lib: {
+        connect(options) {
+          const client = realMqtt.connect(options);
+          queueMicrotask(() =>
+            client.emit('error', quoting('TLS says: mqtts://u:Zq7Wv4@127.0.0.1:1, passphrase Wv4-phrase')),
+          );
+          return client;
+        },
+      },
+    });
+    const error = await transport.connect({ clientId: 'c' }).catch((e: unknown) => e);
+    expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+    expect((error as Error).message).toContain('mqtts://u:***@127.0.0.1:1, passphrase ***');
+    expectNoSecret(error, [...SECRETS, 'Wv4-phrase']);
+  });
+
+  test('amqp: amqplib rejecting connect()', async () => {
+    const transport = amqp({
+      url: 'amqp://u:Zq7Wv4@127.0.0.1:1',
+      lib: { connect: () => Promise.reject(quoting('ACCESS_REFUSED for amqp://u:Zq7Wv4@127.0.0.1:1/ (Zq7Wv4)')) },
+    });
+    const error = await transport.connect({ clientId: 'c' }).catch((e: unknown) => e);
+    expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+    expect(isEdgeKitError(error) && error.details.reason).toBe('authentication');
+    expect((error as Error).message).toContain('ACCESS_REFUSED for amqp://u:***@127.0.0.1:1/ (***)');
+    expectNoSecret(error, SECRETS);
+  });
+
+  test('amqp: the TLS passphrase given as an option', async () => {
+    const transport = amqp({
+      url: 'amqps://127.0.0.1:1',
+      password: 'Zq7Wv4',
+      tls: { passphrase: 'Wv4-phrase' },
+      lib: { connect: () => Promise.reject(quoting('bad decrypt with Wv4-phrase for Zq7Wv4')) },
+    });
+    const error = await transport.connect({ clientId: 'c' }).catch((e: unknown) => e);
+    expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+    expectNoSecret(error, [...SECRETS, 'Wv4-phrase']);
   });
 });

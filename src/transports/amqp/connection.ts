@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
 import { abortError, EdgeKitError, isEdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { checkAddressPattern } from '../../names.js';
+import { redactError } from '../../redact.js';
 import type {
   ConsumeOptions,
   Delivery,
@@ -282,9 +283,10 @@ export class AmqpConnection implements TransportConnection {
   }
 
   /** The connection or a channel it cannot do without ended unexpectedly: fail everything, once. */
-  private lose(cause: unknown): void {
+  private lose(reason: unknown): void {
     if (this.state !== 'open') return;
     this.state = 'lost';
+    const cause = redactError(reason, this.options.secrets);
     const error = new EdgeKitError('connection-lost', `the connection to RabbitMQ was lost: ${messageOf(cause)}`, {
       cause,
       details: replyCodeOf(cause) === undefined ? {} : { amqpReplyCode: replyCodeOf(cause) },
@@ -1079,7 +1081,7 @@ export async function connectAmqp(
         clientProperties: { connection_name: `edgekit ${clientId}` },
       });
     } catch (error) {
-      throw translateConnectError(error, options.target);
+      throw translateConnectError(error, options.target, options.secrets);
     }
     model.on('error', noop);
     coalesceSocketWrites(model);

@@ -3,6 +3,7 @@
  * never sees an amqplib error.
  */
 import { EdgeKitError, type EdgeKitErrorCode, isEdgeKitError, messageOf } from '../../errors.js';
+import { redactCredentials, redactError } from '../../redact.js';
 
 /** AMQP reply codes that matter here (AMQP 0-9-1 §1.9 constants). */
 export const AmqpReplyCode = {
@@ -34,8 +35,12 @@ export function isClosedError(error: unknown): boolean {
   return /channel (closed|ended|closing)|connection (closed|closing)|socket closed/i.test(messageOf(error));
 }
 
-/** Translates a failure while connecting: everything is `connection-failed`, with the reason in `details`. */
-export function translateConnectError(error: unknown, target: string): EdgeKitError {
+/**
+ * Translates a failure while connecting: everything is `connection-failed`, with the reason in `details`. amqplib's
+ * and the socket's message may quote the URL or a credential, so it is shown, and kept as `cause`, with `secrets` and
+ * URL passwords redacted.
+ */
+export function translateConnectError(error: unknown, target: string, secrets: readonly string[]): EdgeKitError {
   if (isEdgeKitError(error)) return error;
   const text = messageOf(error);
   const socketCode = socketCodeOf(error);
@@ -50,8 +55,9 @@ export function translateConnectError(error: unknown, target: string): EdgeKitEr
       : reason === 'vhost'
         ? ' (the virtual host does not exist or the user has no access to it)'
         : '';
-  return new EdgeKitError('connection-failed', `could not connect to RabbitMQ at ${target}: ${text}${hint}`, {
-    cause: error,
+  const shown = redactCredentials(text, secrets);
+  return new EdgeKitError('connection-failed', `could not connect to RabbitMQ at ${target}: ${shown}${hint}`, {
+    cause: redactError(error, secrets),
     details: { reason, ...(socketCode === undefined ? {} : { code: socketCode }) },
   });
 }

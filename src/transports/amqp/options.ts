@@ -97,6 +97,8 @@ export interface ResolvedAmqpOptions {
   readonly socket: SocketOptions;
   /** The URL without password, for error messages. */
   readonly target: string;
+  /** The password and the TLS passphrase given: masked in every message made from a library's error. */
+  readonly secrets: readonly string[];
   readonly prefetch: number;
   readonly connectTimeoutInMs: number;
   readonly names: Topology;
@@ -245,6 +247,8 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
     connect,
     socket,
     target: `${url.protocol}//${shownHost}:${port}/${encodeURIComponent(vhost)}`,
+    // Not the default guest: masking "guest" in RabbitMQ's messages would hide nothing and garble them.
+    secrets: [username === '' && password === '' ? '' : password, tls?.passphrase ?? ''].filter((s) => s !== ''),
     prefetch,
     connectTimeoutInMs,
     names: topology(prefix),

@@ -9,6 +9,7 @@ import type { IClientOptions, IClientPublishOptions, IConnackPacket, IPublishPac
 import { systemClock } from '../../clock.js';
 import { abortError, EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { matchesAddressPattern } from '../../names.js';
+import { redactError } from '../../redact.js';
 import type {
   ConsumeOptions,
   Delivery,
@@ -220,6 +221,8 @@ export class MqttConnection implements TransportConnection {
     private readonly client: MqttClient,
     private readonly topics: TopicLayout,
     private readonly url: string,
+    /** Credentials to mask in messages made from mqtt.js and socket errors. */
+    private readonly secrets: readonly string[],
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -259,9 +262,15 @@ export class MqttConnection implements TransportConnection {
         this.state = 'open';
         resolve();
       };
-      const onError = (error: unknown) => fail(connectFailed(error, this.url));
+      const onError = (error: unknown) => fail(connectFailed(error, this.url, this.secrets));
       const onCloseEarly = () =>
-        fail(connectFailed(this.lastError ?? new Error('the connection closed before the broker answered'), this.url));
+        fail(
+          connectFailed(
+            this.lastError ?? new Error('the connection closed before the broker answered'),
+            this.url,
+            this.secrets,
+          ),
+        );
       const onAbort = () => fail(abortError(signal!));
       const timer = systemClock.setTimer(
         () => fail(new EdgeKitError('timeout', `connecting to ${this.url} took longer than ${timeoutInMs} ms`)),
@@ -274,7 +283,7 @@ export class MqttConnection implements TransportConnection {
       try {
         client.connect();
       } catch (error) {
-        fail(connectFailed(error, this.url));
+        fail(connectFailed(error, this.url, this.secrets));
         return;
       }
       // mqtt.js leaves Nagle's algorithm on; a QoS 1 request/response then waits ~40 ms for delayed ACKs.
@@ -697,8 +706,10 @@ export class MqttConnection implements TransportConnection {
     }
     if (this.state !== 'open') return;
     const reason = this.serverDisconnectReason;
-    const cause =
-      reason === undefined ? this.lastError : new Error(`the broker ended the connection: ${describeReason(reason)}`);
+    const cause = redactError(
+      reason === undefined ? this.lastError : new Error(`the broker ended the connection: ${describeReason(reason)}`),
+      this.secrets,
+    );
     const why = cause === undefined ? '' : `: ${messageOf(cause)}`;
     this.terminate(
       new EdgeKitError('connection-lost', `the connection to ${this.url} was lost${why}`, {
@@ -1124,9 +1135,9 @@ export async function openConnection(
   try {
     client = lib.connect(clientOptions);
   } catch (error) {
-    throw connectFailed(error, settings.displayUrl);
+    throw connectFailed(error, settings.displayUrl, settings.secrets);
   }
-  const connection = new MqttConnection(client, topics, settings.displayUrl);
+  const connection = new MqttConnection(client, topics, settings.displayUrl, settings.secrets);
   await connection.start(timeoutInMs, signal);
   return connection;
 }

@@ -1,8 +1,9 @@
 /**
  * Translation of mqtt.js and socket errors into `EdgeKitError`s, done once at the transport boundary so the core
- * and user code only ever see edgekit's error codes (with the original error as `cause`).
+ * and user code only ever see edgekit's error codes (with the original error as `cause`, credentials masked).
  */
 import { EdgeKitError, type EdgeKitErrorCode } from '../../errors.js';
+import { redactCredentials, redactError } from '../../redact.js';
 
 /** MQTT 5 reason codes worth naming in a message (the full table is in the MQTT 5 specification, 2.4). */
 const REASONS: Readonly<Record<number, string>> = {
@@ -64,10 +65,15 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A failure to establish the connection: always `connection-failed`, with a reason a person can act on. */
-export function connectFailed(error: unknown, url: string): EdgeKitError {
+/**
+ * A failure to establish the connection: always `connection-failed`, with a reason a person can act on. A library
+ * message may quote the URL or a credential, so it is shown, and kept as `cause`, with `secrets` and URL passwords
+ * redacted.
+ */
+export function connectFailed(error: unknown, url: string, secrets: readonly string[]): EdgeKitError {
   const reason = reasonCodeOf(error);
   const system = systemCodeOf(error);
+  const message = redactCredentials(messageOf(error), secrets);
   let why: string;
   if (reason === 4 || reason === 134) why = 'the broker refused the user name or password';
   else if (reason === 5 || reason === 135) why = 'the broker refused the client: not authorized';
@@ -75,10 +81,10 @@ export function connectFailed(error: unknown, url: string): EdgeKitError {
   else if (system === 'ECONNREFUSED') why = 'nothing accepts connections there (ECONNREFUSED)';
   else if (system === 'ENOTFOUND' || system === 'EAI_AGAIN') why = `the host name does not resolve (${system})`;
   else if (system?.startsWith('ERR_TLS') || system?.includes('CERT') || system === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
-    why = `TLS failed: ${messageOf(error)}`;
-  } else why = messageOf(error);
+    why = `TLS failed: ${message}`;
+  } else why = message;
   return new EdgeKitError('connection-failed', `could not connect to ${url}: ${why}`, {
-    cause: error,
+    cause: redactError(error, secrets),
     details: { url, ...(reason === undefined ? {} : { reasonCode: reason }), ...(system ? { code: system } : {}) },
   });
 }

@@ -93,6 +93,8 @@ export interface ResolvedMqttOptions {
   readonly displayUrl: string;
   readonly username: string | undefined;
   readonly password: string | undefined;
+  /** The password and the TLS passphrase: masked in every message made from a library's error. */
+  readonly secrets: readonly string[];
   readonly tls: ResolvedTls | undefined;
   readonly keepaliveInSeconds: number;
   readonly connectTimeoutInMs: number;
@@ -317,6 +319,7 @@ export function resolveOptions(options: unknown): ResolvedMqttOptions {
       `mqtt(): connectTimeoutInMs must be a positive number of milliseconds, got ${connectTimeoutInMs}`,
     );
   }
+  const tls = resolveTls(options.tls, protocol);
   return {
     protocol,
     host,
@@ -324,7 +327,8 @@ export function resolveOptions(options: unknown): ResolvedMqttOptions {
     displayUrl: `${protocol}://${url.host}`,
     username,
     password,
-    tls: resolveTls(options.tls, protocol),
+    secrets: [password, tls?.passphrase].filter((secret): secret is string => secret !== undefined && secret !== ''),
+    tls,
     keepaliveInSeconds: integerInRange(options.keepaliveInSeconds, 'keepaliveInSeconds', 0, 0xffff, 30),
     connectTimeoutInMs,
     sessionExpiryInSeconds: integerInRange(

@@ -1,13 +1,16 @@
 /**
  * TLS and credentials against the real broker: AMQPS with the test CA and a client certificate works end to end;
  * an untrusted CA or a missing client certificate is refused; username/password and vhost options (and the same in
- * a percent-encoded URL) reach RabbitMQ; a wrong password is `authentication`.
+ * a percent-encoded URL) reach RabbitMQ; a wrong password is `authentication`. No refusal shows the password or the
+ * TLS passphrase.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEdgeKitError } from '../../../src/errors.js';
 import type { Delivery, TransportConnection } from '../../../src/transport.js';
 import { amqp } from '../../../src/transports/amqp/index.js';
-import { TEST_VHOST } from './global-setup.js';
+import { expectNoSecret } from '../../support/secrets.js';
+import { freePort } from '../support/loopback.js';
+import { TEST_USERS, TEST_VHOST } from './global-setup.js';
 import { bytes, closeAll, Inbox, open, sharedRabbitMQ, text, uniquePrefix } from './support.js';
 
 const opened: TransportConnection[] = [];
@@ -80,5 +83,43 @@ describe('credentials and vhost', () => {
     const transport = amqp({ url: `amqp://127.0.0.1:${port()}`, username: 'filter', password: 'nope' });
     const error = await refusal(transport.connect({ clientId: 'wrong' }));
     expect(isEdgeKitError(error) && error.details.reason).toBe('authentication');
+  });
+});
+
+describe('no refusal shows the password', () => {
+  // Two halves, so a password cut in two is still caught; the @ and : must be percent-encoded in a URL.
+  const SECRETS = ['Zq7', 'Wv4'];
+  const password = 'Zq7@Wv4:x';
+  const inUrl = (port: number, scheme = 'amqp') =>
+    `${scheme}://filter:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+
+  it('a wrong password in the URL or as an option (authentication)', async () => {
+    expect(TEST_USERS.filter).not.toBe(password);
+    for (const transport of [
+      amqp({ url: inUrl(sharedRabbitMQ().port) }),
+      amqp({ url: `amqp://127.0.0.1:${sharedRabbitMQ().port}`, username: 'filter', password }),
+    ]) {
+      const error = await refusal(transport.connect({ clientId: 'wrong' }));
+      expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+      expect(isEdgeKitError(error) && error.details.reason).toBe('authentication');
+      expectNoSecret(error, SECRETS);
+    }
+  });
+
+  it('a TLS passphrase and a password to a broker with an untrusted certificate', async () => {
+    const { otherCa, clientCert, clientKey } = sharedRabbitMQ();
+    const transport = amqp({
+      url: inUrl(sharedRabbitMQ().tlsPort, 'amqps'),
+      tls: { ca: otherCa, cert: clientCert, key: clientKey, passphrase: 'Wv4-phrase' },
+    });
+    const error = await refusal(transport.connect({ clientId: 'untrusted' }));
+    expect(isEdgeKitError(error, 'connection-failed')).toBe(true);
+    expectNoSecret(error, [...SECRETS, 'Wv4-phrase']);
+  });
+
+  it('an unreachable broker (refused)', async () => {
+    const error = await refusal(amqp({ url: inUrl(await freePort()) }).connect({ clientId: 'nobody' }));
+    expect(isEdgeKitError(error) && error.details.reason).toBe('refused');
+    expectNoSecret(error, SECRETS);
   });
 });

@@ -1,11 +1,13 @@
 /**
  * TLS and authentication against a real Mosquitto: a test CA made with openssl, a broker that requires a client
  * certificate and a username/password; the right credentials work end to end, each wrong one is refused with
- * `connection-failed` and a reason.
+ * `connection-failed` and a reason, and no refusal shows the password or the TLS passphrase.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEdgeKitError } from '../../../src/errors.js';
+import { expectNoSecret } from '../../support/secrets.js';
 import { type Mosquitto, startMosquitto } from '../brokers/mosquitto.js';
+import { freePort } from '../support/loopback.js';
 import { text, transportFor, unique, useConnections, utf8 } from './support/fixtures.js';
 import { createTestPki, type TestPki } from './support/pki.js';
 import { Inbox } from './support/wait.js';
@@ -101,5 +103,40 @@ describe('username and password', () => {
     await failure(
       transportFor(authBroker.url, { username: 'filter', password: 'nope' }).connect({ clientId: unique('c') }),
     );
+  });
+});
+
+describe('no refusal shows the password', () => {
+  // Two halves, so a password cut in two is still caught; the @ and : must be percent-encoded in a URL.
+  const SECRETS = ['Zq7', 'Wv4'];
+  const password = 'Zq7@Wv4:x';
+  const inUrl = (port: number, scheme = 'mqtt') =>
+    `${scheme}://filter:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+
+  it('a wrong password in the URL or as an option', async () => {
+    for (const transport of [
+      transportFor(inUrl(authBroker.port)),
+      transportFor(authBroker.url, { username: 'filter', password }),
+    ]) {
+      const error = await failure(transport.connect({ clientId: unique('c') }));
+      expect(error.message).toMatch(/user name or password|not authorized/);
+      expectNoSecret(error, SECRETS);
+    }
+  });
+
+  it('a wrong password and a TLS passphrase over TLS, and an untrusted broker certificate', async () => {
+    for (const ca of [pki.ca, pki.otherCa]) {
+      const transport = transportFor(inUrl(tlsBroker.port, 'mqtts'), {
+        tls: { ca, cert: pki.clientCert, key: pki.clientKey, passphrase: 'Wv4-phrase' },
+      });
+      const error = await failure(transport.connect({ clientId: unique('c') }));
+      expectNoSecret(error, [...SECRETS, 'Wv4-phrase']);
+    }
+  });
+
+  it('an unreachable broker', async () => {
+    const error = await failure(transportFor(inUrl(await freePort())).connect({ clientId: unique('c') }));
+    expect(error.message).toMatch(/ECONNREFUSED/);
+    expectNoSecret(error, SECRETS);
   });
 });
