@@ -66,6 +66,22 @@ describe('edgekit main', () => {
     expect(t.err()).toContain('no broker: pass --broker <url> or set EDGEKIT_BROKER_URL');
   });
 
+  it('never prints a broker password, and still says what is wrong with the broker URL', async () => {
+    for (const [argv, says] of [
+      [['status', '--broker', 'mqtt://u:Zq7Wv4@127.0.0.1:1/x?y'], /must not have a path, query or fragment/],
+      [['status', 'gw', '--broker', 'mqtt://u:Zq7Wv4@ho st'], /--broker "mqtt:\/\/u:\*\*\*@ho st" is not a URL/],
+      [['twin', 'get', 'gw/m', '--broker', 'amqp://u:Zq7@Wv4@h#x'], /must not have a query or fragment/],
+      [['invoke', 'gw/m', 'reset', '--broker', 'amqp://u:Zq7/Wv4@h'], /is not a URL \(the password is masked/],
+      [['monitor', '--broker', 'mqtt://u:Zq7%Wv4@'], /is not a URL/],
+      [['status', '--broker', 'mqtt://u@127.0.0.1:1/x', '--password', 'Zq7Wv4'], /must not have a path/],
+    ] as const) {
+      const t = io();
+      expect(await main(argv, t.streams), argv.join(' ')).toBeGreaterThan(0);
+      expect(t.err(), argv.join(' ')).toMatch(says);
+      expect(t.out() + t.err(), argv.join(' ')).not.toMatch(/Zq7|Wv4/);
+    }
+  });
+
   it('prints its version', async () => {
     const t = io();
     expect(await main(['--version'], t.streams)).toBe(0);

@@ -7,6 +7,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BrokerSettings, type TransportFactory, transportFromSettings } from '../connect.js';
 import { EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
 import { checkName } from '../names.js';
+import { redactCredentials } from '../redact.js';
 import { connectService, type ServiceClient } from '../service/client.js';
 import type { Transport } from '../transport.js';
 import { amqp } from '../transports/amqp/index.js';
@@ -188,7 +189,7 @@ export async function transportOf(
     problems,
   );
   if (problems.length > 0 || transport === undefined) {
-    throw new UsageError(problems.join('; ') || `cannot use the broker ${url}`);
+    throw new UsageError(problems.join('; ') || `cannot use the broker ${redactCredentials(url, [settings.password])}`);
   }
   return transport;
 }

@@ -325,15 +325,26 @@ export function runCliScenarios(target: CliTarget): void {
       expect(table.stdout).toMatch(new RegExp(`${deviceId}\\s+sensor\\s+online\\s+\\S+ \\S*\\s*now\\s+yes`));
     }, 30_000);
 
-    test('an unreachable broker fails with a one-line reason and exit 1; usage errors exit 2', async () => {
+    test('an unreachable broker fails with a one-line reason and exit 1, showing no password; usage errors exit 2', async () => {
       const url = await target.brokerUrl();
       if (!url.startsWith('memory:')) {
-        const port = new URL(url).port;
-        const dead = url.replace(`:${port}`, ':1');
-        const run = await cli(['twin', 'get', 'gw/filter', '--broker', dead, '--connect-timeout', '3']);
-        expect(run.code).toBe(1);
-        expect(run.stderr.trim().split('\n')).toHaveLength(1);
-        expect(run.stderr).toMatch(/^edgekit twin get: /);
+        const dead = new URL(url);
+        dead.port = '1';
+        dead.username = 'filter';
+        dead.password = 'Zq7@Wv4';
+        const plain = new URL(dead.href);
+        plain.username = '';
+        plain.password = '';
+        for (const credentials of [
+          ['--broker', dead.href],
+          ['--broker', plain.href, '--username', 'filter', '--password', 'Zq7@Wv4'],
+        ]) {
+          const run = await cli(['twin', 'get', 'gw/filter', ...credentials, '--connect-timeout', '3']);
+          expect(run.code).toBe(1);
+          expect(run.stderr.trim().split('\n')).toHaveLength(1);
+          expect(run.stderr).toMatch(/^edgekit twin get: could not connect/);
+          expect(run.stdout + run.stderr).not.toMatch(/Zq7|Wv4/);
+        }
       }
       expect((await cli(['deploy', 'x.json', '--broker', url])).code).toBe(2);
       expect((await cli(['twin', 'get', 'no-module', '--broker', url])).code).toBe(2);

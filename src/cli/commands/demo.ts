@@ -10,6 +10,7 @@ import { Filter, startFilter } from '../../../examples/filter/module.js';
 import { startSensor, TemperatureSensor } from '../../../examples/temperature-sensor/module.js';
 import { connect } from '../../connect.js';
 import type { ModuleClient } from '../../core/types.js';
+import { redactCredentials } from '../../redact.js';
 import type { ServiceClient } from '../../service/client.js';
 import { connectService } from '../../service/client.js';
 import { amqp } from '../../transports/amqp/index.js';
@@ -72,7 +73,8 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
       transport: await transportOf(operatorValues, io),
       connectTimeoutInMs: secondsOption('connect-timeout', values['connect-timeout'], 10_000),
     });
-    log('demo', url === 'memory:' ? 'running on the in-process memory broker' : `running on ${url}`);
+    const shown = url === 'memory:' ? 'the in-process memory broker' : redactCredentials(url, [values.password]);
+    log('demo', `running on ${shown}`);
     const result = await service.applyDeployment(DEVICE, manifest);
     await service.updateDesired(DEVICE, 'SimulatedTemperatureSensor', { SendInterval: 0.3 });
     log(

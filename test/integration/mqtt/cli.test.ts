@@ -1,11 +1,12 @@
 /**
  * The `edgekit` CLI scenarios against a real Mosquitto: deploy, twin get/set, invoke, monitor and status, with one
- * module run as its own process so it can be SIGKILLed.
+ * module run as its own process so it can be SIGKILLed; and `demo` on a broker that wants a password, which it never
+ * prints.
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, expect, test } from 'vitest';
 import { mqtt } from '../../../src/transports/mqtt/index.js';
-import { runCliScenarios } from '../../cli/scenarios.js';
+import { cli, runCliScenarios } from '../../cli/scenarios.js';
 import { type Mosquitto, startMosquitto } from '../brokers/mosquitto.js';
 import { useProcesses } from './fixtures/child-process.js';
 
@@ -31,3 +32,17 @@ runCliScenarios({
     return { crash: async () => void (await child.stop('SIGKILL')) };
   },
 });
+
+test('demo on a broker with a password runs, and prints the broker URL with the password masked', async () => {
+  const secured = await startMosquitto({ users: { filter: 'Zq7@Wv4:x' } });
+  try {
+    const url = `mqtt://filter:${encodeURIComponent('Zq7@Wv4:x')}@127.0.0.1:${secured.port}`;
+    const run = await cli(['demo', '--broker', url, '--duration', '1.5']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`running on mqtt://filter:***@127.0.0.1:${secured.port}`);
+    expect(run.stdout).not.toMatch(/Zq7|Wv4/);
+  } finally {
+    await secured.stop();
+  }
+}, 30_000);
