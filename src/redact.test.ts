@@ -73,10 +73,21 @@ describe('redactError', () => {
     expect(error.message).toBe('auth failed for Wv4-phrase');
   });
 
+  test('masks the errors of an AggregateError', () => {
+    const error = new AggregateError([new Error('mqtt://u:p@h1'), new Error('ECONNREFUSED')], 'all failed');
+    const shown = redactError(error) as AggregateError;
+    expect(shown).toBeInstanceOf(AggregateError);
+    expect(shown.errors.map((e: Error) => e.message)).toEqual(['mqtt://u:***@h1', 'ECONNREFUSED']);
+    expect(error.errors[0].message).toBe('mqtt://u:p@h1');
+  });
+
   test('stops at a circular cause chain', () => {
     const error: Error & { cause?: unknown } = new Error('mqtt://u:p@h');
     error.cause = error;
     expect((redactError(error) as Error).message).toBe('mqtt://u:***@h');
+    const errors: unknown[] = [];
+    errors.push(errors);
+    expect(redactError(new AggregateError(errors, 'nested'))).toBeInstanceOf(AggregateError);
   });
 });
 

@@ -78,7 +78,7 @@ function redactErrorAt(error: unknown, secrets: readonly (string | undefined)[],
       descriptor.writable = true;
     }
     const original: unknown = descriptor.value;
-    const shown = key === 'cause' ? redactErrorAt(original, secrets, depth + 1) : redactValue(original, secrets);
+    const shown = redactValue(original, secrets, depth);
     if (shown !== original) changed = true;
     descriptor.value = shown;
     Object.defineProperty(copy, key, descriptor);
@@ -86,8 +86,12 @@ function redactErrorAt(error: unknown, secrets: readonly (string | undefined)[],
   return changed ? copy : error;
 }
 
-function redactValue(value: unknown, secrets: readonly (string | undefined)[]): unknown {
-  return typeof value === 'string' ? redactCredentials(value, secrets) : value;
+/** A string, an error (a `cause`) or an array of them (AggregateError's `errors`) masked; anything else as it is. */
+function redactValue(value: unknown, secrets: readonly (string | undefined)[], depth: number): unknown {
+  if (typeof value === 'string') return redactCredentials(value, secrets);
+  if (!Array.isArray(value) || depth > 10) return redactErrorAt(value, secrets, depth + 1);
+  const shown = value.map((item: unknown) => redactValue(item, secrets, depth + 1));
+  return shown.every((item, i) => item === value[i]) ? value : shown;
 }
 
 /**
