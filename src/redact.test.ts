@@ -19,6 +19,8 @@ describe('redactCredentials', () => {
     ['url "u:p@ss@h" is bad', 'url "u:***@h" is bad'],
     ['could not connect to amqp://u:secret@h:5672/v: refused', 'could not connect to amqp://u:***@h:5672/v: refused'],
     ['first mqtt://a:x@h1\nthen amqp://b:y@h2', 'first mqtt://a:***@h1\nthen amqp://b:***@h2'],
+    ['mqtt://host?user=u&password=p%40ss&x=1', 'mqtt://host?user=u&password=***&x=1'],
+    ['amqp://host/v?PWD=secret#f', 'amqp://host/v?PWD=***#f'],
   ])('%j → %j', (text, shown) => {
     expect(redactCredentials(text)).toBe(shown);
     expect(redactCredentials(shown), 'redacting twice changes nothing').toBe(shown);

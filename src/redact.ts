@@ -17,12 +17,15 @@ const PASSWORD = new RegExp(
     String.raw`(?<=[a-z][a-z0-9+.\-]*://[^\s:@/?#\[\]]*:)(?=[^\s/?#@]*[^\s/?#@0-9])[^\s/?#@]+`,
     // user:password@host without a scheme, as a word of its own (not a path like file:///…/@scope).
     String.raw`(?<=(?:^|[\s"'(<=,])[^\s:@/?#\[\]"'<>(]+:)(?!/)\S*(?=@)`,
+    // ?password=… in a query, where some clients take credentials (edgekit refuses queries, quoting the URL).
+    String.raw`(?<=[?&;](?:password|passwd|pass|pwd|passphrase|secret|token)=)[^&#\s"']*`,
   ].join('|'),
   'gi',
 );
 
 /**
- * `text` with every password of a URL-like part replaced by `***`, the user name kept: `mqtt://u:***@host/x`. It
+ * `text` with every password of a URL-like part (also a `password=` query parameter) replaced by `***`, the user
+ * name kept: `mqtt://u:***@host/x`. It
  * works on text that does not parse as a URL (`mqtt://u:pa ss@ho st`, `amqp://u:p@`, `not a url u:p@h`) and on whole
  * messages that quote a URL. Each of `secrets` (e.g. a password given as an option, a TLS passphrase) is masked
  * wherever it appears, also percent-encoded. The result is safe to show, and redacting it again changes nothing.

@@ -50,6 +50,7 @@ const MQTT_URLS: readonly Row[] = [
   ['IPv6 garbage', 'mqtt://u:Zq7Wv4@[::zz]:1883', /is not a valid URL/],
   ['no scheme at all', 'not a url u:Zq7Wv4@h', /"not a url u:\*\*\*@h" is not a valid URL/],
   ['an upper-case scheme and a path', 'MQTT://u:Zq7Wv4@host/x', /must not have a path/],
+  ['the password as a query parameter', 'mqtt://host?username=u&password=Zq7Wv4', /password=\*\*\*" must not have/],
 ];
 
 const AMQP_URLS: readonly Row[] = [
@@ -68,6 +69,7 @@ const AMQP_URLS: readonly Row[] = [
   ['a / in the password', 'amqp://u:Zq7/Wv4@host', /is not a URL \(the password is masked; .* %2F/],
   ['IPv6 garbage', 'amqp://u:Zq7Wv4@[::zz]:5672', /is not a URL/],
   ['no scheme at all', 'not a url u:Zq7Wv4@h', /"not a url u:\*\*\*@h" is not a URL/],
+  ['the password as a query parameter, and a space', 'amqp://ho st?password=Zq7Wv4', /password=\*\*\*" is not a URL/],
 ];
 
 describe('mqtt() refuses a malformed URL without showing its password', () => {
