@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { checkTwin, decodeTwin, diffPatch, encodeTwin, type JsonObject, mergePatch } from './twin.js';
+import { checkTwin, decodeTwin, diffPatch, encodeTwin, type JsonObject, MAX_TWIN_VERSION, mergePatch } from './twin.js';
 
 describe('merge patches', () => {
   test('merges nested objects, replaces values, null deletes, arrays replace whole', () => {
@@ -68,5 +68,37 @@ describe('twin rules', () => {
       expect.objectContaining({ code: 'decode-failed' }),
     );
     expect(() => decodeTwin(new Uint8Array([0xff]), 'doc')).toThrow(expect.objectContaining({ code: 'decode-failed' }));
+  });
+
+  test('a version is an integer from 0 to MAX_TWIN_VERSION, so version + 1 is always exact and larger', () => {
+    const doc = (version: unknown, properties: unknown = { a: 1 }) =>
+      new TextEncoder().encode(JSON.stringify({ version, properties }));
+    expect(MAX_TWIN_VERSION + 1).toBeGreaterThan(MAX_TWIN_VERSION);
+    expect(Number.isSafeInteger(MAX_TWIN_VERSION + 1)).toBe(true);
+    expect(decodeTwin(doc(MAX_TWIN_VERSION), 'doc').version).toBe(MAX_TWIN_VERSION);
+    // 2^53 + 1 === 2^53 in a double: a module that took it would ignore every later version.
+    for (const version of [2 ** 53, MAX_TWIN_VERSION + 1, -1, 1.5, 1e300]) {
+      expect(() => decodeTwin(doc(version), 'doc'), String(version)).toThrow(
+        expect.objectContaining({ code: 'decode-failed', message: expect.stringMatching(/version/) }),
+      );
+    }
+    expect(() => encodeTwin({ version: MAX_TWIN_VERSION + 1, properties: {} }, 'doc')).toThrow(
+      expect.objectContaining({ code: 'twin-limit' }),
+    );
+  });
+
+  test('what is read back obeys the twin rules a writer is held to', () => {
+    const raw = (text: string) => new TextEncoder().encode(text);
+    for (const text of [
+      '{"version":1,"properties":{"a.b":1}}',
+      '{"version":1,"properties":{"bad\\u001bname":1}}',
+      '{"version":1,"properties":{"a":null}}',
+      `{"version":1,"properties":${'{"a":'.repeat(11)}1${'}'.repeat(11)}}`,
+      `{"version":1,"properties":{"a":"${'x'.repeat(33_000)}"}}`,
+    ]) {
+      expect(() => decodeTwin(raw(text), 'doc'), text.slice(0, 60)).toThrow(
+        expect.objectContaining({ code: 'decode-failed' }),
+      );
+    }
   });
 });

@@ -2,7 +2,7 @@
  * Twin documents: JSON merge patches (RFC 7396: `null` deletes), the patch between two versions (for catch-up
  * after a reconnect), IoT Hub's limits, and the retained wire form `{ "version": n, "properties": {…} }`.
  */
-import { EdgeKitError } from '../errors.js';
+import { EdgeKitError, messageOf } from '../errors.js';
 
 export type JsonObject = { [key: string]: unknown };
 
@@ -14,6 +14,17 @@ export interface TwinDocument<T = JsonObject> {
 
 /** IoT Hub's limits for one twin section. */
 export const TWIN_LIMITS = { maxBytes: 32 * 1024, maxDepth: 10, maxNameBytes: 1024 } as const;
+
+/**
+ * The largest version a twin document may have: `Number.MAX_SAFE_INTEGER - 1`, so that `version + 1` is always an
+ * exact integer larger than `version`. A reader rejects a document above it (it could never be followed by a larger
+ * version, and a module that took it would ignore every later update); a writer never goes above it.
+ */
+export const MAX_TWIN_VERSION = Number.MAX_SAFE_INTEGER - 1;
+
+/** Whether `value` is a version a twin document may have: an integer from 0 to {@link MAX_TWIN_VERSION}. */
+export const isTwinVersion = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_TWIN_VERSION;
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -113,8 +124,16 @@ function checkValue(value: unknown, at: string, depth: number, allowNull: boolea
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Encodes a twin document for its retained key; throws `twin-limit` over 32 KB. */
+/** Encodes a twin document for its retained key; throws `twin-limit` over 32 KB or above {@link MAX_TWIN_VERSION}. */
 export function encodeTwin(doc: TwinDocument<JsonObject>, what: string): Uint8Array {
+  if (!isTwinVersion(doc.version)) {
+    // Written, it would be a document every reader rejects: refuse here, where the writer can still be told.
+    throw new EdgeKitError(
+      'twin-limit',
+      `${what} would get version ${doc.version}; versions are integers from 0 to ${MAX_TWIN_VERSION}`,
+      { details: { version: doc.version, limit: MAX_TWIN_VERSION } },
+    );
+  }
   const bytes = encoder.encode(JSON.stringify({ version: doc.version, properties: doc.properties }));
   if (bytes.length > TWIN_LIMITS.maxBytes + 64) {
     throw new EdgeKitError(
@@ -128,18 +147,44 @@ export function encodeTwin(doc: TwinDocument<JsonObject>, what: string): Uint8Ar
   return bytes;
 }
 
-/** Decodes a retained twin document; absent → version 0, empty. Malformed → `decode-failed`. */
+/**
+ * Decodes a retained twin document as strictly as a writer's input is checked: valid UTF-8 JSON
+ * `{ version, properties }` of at most 32 KB, `version` an integer from 0 to {@link MAX_TWIN_VERSION}, `properties`
+ * within IoT Hub's twin rules (names, depth, no `null`). Absent → version 0, empty. Anything else → `decode-failed`,
+ * so a module ignores the document through its error path instead of adopting an absurd version.
+ */
 export function decodeTwin(bytes: Uint8Array | undefined, what: string): TwinDocument<JsonObject> {
   if (bytes === undefined || bytes.length === 0) return { version: 0, properties: {} };
+  if (bytes.length > TWIN_LIMITS.maxBytes + 64) {
+    throw new EdgeKitError(
+      'decode-failed',
+      `${what}: ${bytes.length} bytes; a twin document is at most ${TWIN_LIMITS.maxBytes}`,
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(bytes));
   } catch (error) {
-    throw new EdgeKitError('decode-failed', `${what} is not valid JSON`, { cause: error });
+    throw new EdgeKitError('decode-failed', `${what}: not valid JSON`, { cause: error });
   }
   const v = value as { version?: unknown; properties?: unknown };
-  if (!isObject(value) || typeof v.version !== 'number' || !Number.isInteger(v.version) || !isObject(v.properties)) {
-    throw new EdgeKitError('decode-failed', `${what} is not a twin document { version, properties }`);
+  if (!isObject(value) || !isObject(v.properties) || typeof v.version !== 'number') {
+    throw new EdgeKitError('decode-failed', `${what}: not a twin document { version, properties }`);
   }
-  return { version: v.version, properties: v.properties };
+  if (!isTwinVersion(v.version)) {
+    throw new EdgeKitError(
+      'decode-failed',
+      `${what}: version ${v.version} is out of range (an integer from 0 to ${MAX_TWIN_VERSION})`,
+      { details: { version: v.version, limit: MAX_TWIN_VERSION } },
+    );
+  }
+  const properties = v.properties;
+  try {
+    checkTwin(properties, what, { allowNull: false });
+  } catch (error) {
+    throw new EdgeKitError('decode-failed', `${what}: the twin rules are broken: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  return { version: v.version, properties };
 }
