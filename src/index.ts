@@ -44,7 +44,7 @@ export {
   untypedModule,
 } from './core/contract.js';
 export { type DeadLetterInfo, MAX_MESSAGE_BYTES } from './core/envelope.js';
-export { type JsonObject, TWIN_LIMITS, type TwinDocument } from './core/twin.js';
+export { type JsonObject, MAX_TWIN_VERSION, TWIN_LIMITS, type TwinDocument } from './core/twin.js';
 export type {
   ClientStats,
   CloseOptions,
@@ -73,7 +73,13 @@ export type {
   TwinPatch,
   TwinSection,
 } from './core/types.js';
-export type { DeploymentRecord, Presence } from './core/wire.js';
+export type {
+  DeploymentFailure,
+  DeploymentRecord,
+  DeploymentState,
+  DeploymentStep,
+  Presence,
+} from './core/wire.js';
 export {
   EdgeKitError,
   type EdgeKitErrorCode,
@@ -86,8 +92,13 @@ export {
   type ApplyDeploymentOptions,
   connectService,
   type DeploymentResult,
+  type DeploymentStatus,
+  type DevicesOptions,
+  type InvalidDeploymentRecord,
   type ModuleStatus,
   type ModuleTwin,
+  type RecordProblem,
+  type ReplaceDesiredOptions,
   type ServiceClient,
   type ServiceClientOptions,
   type ServiceInvokeOptions,

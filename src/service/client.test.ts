@@ -331,8 +331,8 @@ describe('ServiceClient on the memory transport', () => {
     const svc = await service();
     await svc.applyDeployment('gw', manifest({}));
     expect(await svc.modules('gw')).toEqual([
-      { moduleId: 'filter', deployed: true, state: 'unknown' },
-      { moduleId: 'sensor', deployed: true, state: 'unknown' },
+      { moduleId: 'filter', deployed: true, deploymentState: 'applied', state: 'unknown' },
+      { moduleId: 'sensor', deployed: true, deploymentState: 'applied', state: 'unknown' },
     ]);
     const before = Date.now();
     const filter = await module(Filter, 'filter');

@@ -6,22 +6,24 @@
 import { type Clock, keepProcessAlive, sleep, systemClock } from '../clock.js';
 import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
 import { MAX_METHOD_TIMEOUT, MIN_METHOD_TIMEOUT } from '../core/client.js';
-import { checkTwin, decodeTwin, encodeTwin, type JsonObject, type TwinDocument } from '../core/twin.js';
+import { checkTwin, decodeTwin, type JsonObject, type TwinDocument } from '../core/twin.js';
 import type { MethodResult } from '../core/types.js';
 import {
+  type DecodedDeploymentRecord,
   type DeploymentRecord,
+  type DeploymentState,
   decodeDeploymentRecord,
   decodePresence,
   type Presence,
-  toJsonBytes,
 } from '../core/wire.js';
-import { abortError, EdgeKitError, messageOf } from '../errors.js';
+import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
 import { addresses, checkName } from '../names.js';
 import type { Subscription, Transport, TransportConnection } from '../transport.js';
 import { memory } from '../transports/memory/index.js';
+import { applyDeploymentTo } from './apply-deployment.js';
 import { type Deployment, readDeployment } from './deployment.js';
 import { type MessageMonitor, type MonitorFilter, type MonitorOptions, startMonitor } from './monitor.js';
-import { deployRoutes, invokeAsService, readTwin, updateDesired } from './operations.js';
+import { invokeAsService, readTwin, replaceDesired, updateDesired } from './operations.js';
 
 /** Options for {@link connectService}. */
 export interface ServiceClientOptions {
@@ -42,12 +44,29 @@ export interface ApplyDeploymentOptions {
 /** What {@link ServiceClient.applyDeployment} changed. */
 export interface DeploymentResult {
   readonly deviceId: string;
+  /** The deployment's id, as its record on the broker names it. */
+  readonly deploymentId: string;
+  /** The device's deployment count, as its record keeps it. */
+  readonly generation: number;
+  /** Whether this completed an earlier `pending` or `failed` attempt of the same deployment. */
+  readonly resumed: boolean;
   readonly modules: readonly string[];
   readonly routes: readonly string[];
   /** The new desired version of each module whose desired properties changed; unchanged modules are absent. */
   readonly desiredVersions: Readonly<Record<string, number>>;
+  /** Things allowed but probably not meant, and stored documents that were invalid and replaced. */
   readonly warnings: readonly string[];
 }
+
+/** A deployment record that cannot be read: what {@link ServiceClient.deployment} gives instead of throwing. */
+export interface InvalidDeploymentRecord {
+  readonly state: 'invalid';
+  /** Why it cannot be read. */
+  readonly problem: string;
+}
+
+/** A device's deployment as its record on the broker says: `pending`, `applied`, `failed`, or `invalid`. */
+export type DeploymentStatus = DeploymentRecord | InvalidDeploymentRecord;
 
 /** Both twin sections of a module. */
 export interface ModuleTwin {
@@ -62,6 +81,25 @@ export interface UpdateDesiredOptions {
   readonly abortSignal?: AbortSignal;
 }
 
+/** Options for {@link ServiceClient.replaceDesired}. */
+export interface ReplaceDesiredOptions {
+  /** Fail with `version-conflict` unless the desired document is at this version (optimistic concurrency). */
+  readonly ifVersion?: number;
+  readonly abortSignal?: AbortSignal;
+}
+
+/** A retained key on the broker that edgekit cannot use, and why: reported, never skipped silently. */
+export interface RecordProblem {
+  readonly key: string;
+  readonly problem: string;
+}
+
+/** Options for {@link ServiceClient.devices}. */
+export interface DevicesOptions {
+  /** Hears of each key whose device segment is no valid device id (such a device cannot be listed). */
+  readonly onInvalid?: (problem: RecordProblem) => void;
+}
+
 /** Options for {@link ServiceClient.invoke}. */
 export interface ServiceInvokeOptions {
   /** 5 000 – 300 000; default 30 000. The handler sees it as its deadline; no answer in time gives 504. */
@@ -71,9 +109,17 @@ export interface ServiceInvokeOptions {
 
 /** A module of a device as {@link ServiceClient.modules} lists it. */
 export interface ModuleStatus {
+  /** The module id; with a {@link ModuleStatus.problem} it is the text as read, which may be no valid id. */
   readonly moduleId: string;
-  /** Whether the last deployment applied to the device lists it. */
+  /** Whether the device's deployment record lists it. */
   readonly deployed: boolean;
+  /** For a deployed module: where the deployment that lists it stands (`pending` or `failed`: not complete). */
+  readonly deploymentState?: DeploymentState;
+  /**
+   * Set when a record about this module on the broker is invalid — its entry in the deployment record, its presence,
+   * or its presence key — saying why; `state` is then `unknown`.
+   */
+  readonly problem?: string;
   /** `unknown`: deployed but never connected. */
   readonly state: 'online' | 'offline' | 'unknown';
   /** Epoch ms of the last state change, when known (a broker-written last will carries none). */
@@ -113,17 +159,28 @@ export type TwinWatch = ClosableIterator<TwinDocument<JsonObject>>;
  */
 export interface ServiceClient {
   /**
-   * Applies an IoT Edge deployment manifest to a device: each module's desired properties (replacing the document,
-   * as IoT Edge does; a module sees the difference as one patch), then the route table (with priority and TTL),
-   * then the record of deployed modules. The whole manifest is checked first: any problem rejects it with
-   * `invalid-configuration` listing every problem, and nothing is applied.
+   * Applies an IoT Edge deployment manifest to a device: the deployment record as `pending`, each module's desired
+   * properties that changed (replacing the document, as IoT Edge does; a module sees the difference as one patch),
+   * the route table (with priority and TTL), then the record as `applied`. The whole manifest is checked first: any
+   * problem rejects it with `invalid-configuration` listing every problem, and nothing is applied.
+   *
+   * A write the broker refuses part-way rejects with an error naming the step (`details.step`: `start`, `desired`,
+   * `routes`, `finish`) and leaves the record `failed` with that step and reason (or `pending`, when the broker
+   * refuses that write too), so modules and `edgekit status` see the deployment is incomplete. Applying the same
+   * manifest again completes it under the same id, rewriting only the documents that differ. A stored desired
+   * document that is invalid is replaced (see `replaceDesired`), with a warning.
    */
   applyDeployment(deviceId: string, manifest: unknown, options?: ApplyDeploymentOptions): Promise<DeploymentResult>;
-  /** Both twin sections of a module (version 0 and `{}` when never written). */
+  /**
+   * Both twin sections of a module (version 0 and `{}` when never written). A stored document that is invalid
+   * rejects with `decode-failed` (for desired properties, naming the command that replaces it).
+   */
   getTwin(deviceId: string, moduleId: string): Promise<ModuleTwin>;
   /**
    * Merges a JSON merge patch (`null` deletes) into a module's desired properties and returns the new document.
-   * With `ifVersion`, fails with `version-conflict` if the document moved.
+   * With `ifVersion`, fails with `version-conflict` if the document moved. When the stored document is invalid
+   * (`decode-failed`) or at the largest version (`twin-limit`), nothing is written and the error names the command
+   * that replaces it (see {@link ServiceClient.replaceDesired}).
    */
   updateDesired(
     deviceId: string,
@@ -132,8 +189,26 @@ export interface ServiceClient {
     options?: UpdateDesiredOptions,
   ): Promise<TwinDocument<JsonObject>>;
   /**
+   * Replaces a module's desired properties whole (members not given are removed) and returns the new document, at
+   * the next version. Also replaces a stored document that is invalid or at the largest version: the new one gets a
+   * version above any a running module can have taken (at least the current epoch ms), so the module applies it. A
+   * module that had taken the largest version must be restarted.
+   *
+   * @example
+   * ```ts
+   * await service.replaceDesired('gw-1', 'filter', { TemperatureThreshold: 25 });
+   * ```
+   */
+  replaceDesired(
+    deviceId: string,
+    moduleId: string,
+    properties: JsonObject,
+    options?: ReplaceDesiredOptions,
+  ): Promise<TwinDocument<JsonObject>>;
+  /**
    * Invokes a direct method. Resolves with the status and payload — also for failures the module or the platform
-   * answered (404 offline, 501 not handled, 504 no answer in time); rejects only on bad arguments or a closed client.
+   * answered (404 offline, 501 not handled, 504 no answer in time, 502 an invalid presence or response on the
+   * broker); rejects only on bad arguments or a closed client.
    */
   invoke(
     deviceId: string,
@@ -147,13 +222,24 @@ export interface ServiceClient {
    * taking them from their receivers. Resolves once watching.
    */
   monitor(filter?: MonitorFilter, options?: MonitorOptions): Promise<MessageMonitor>;
-  /** A device's modules — the deployed ones and any with a presence — with presence and last-seen, by module id. */
+  /**
+   * A device's modules — the deployed ones and any with a presence — with presence and last-seen, by module id.
+   * Records that are invalid never make it reject: each is a row with a `problem` (an invalid deployment record lists
+   * no module; {@link ServiceClient.deployment} says why).
+   */
   modules(deviceId: string): Promise<ModuleStatus[]>;
   /**
-   * The devices with a deployment or a module presence, sorted. Needs a transport that lists retained values
-   * (memory, MQTT); on AMQP it fails with `unsupported`.
+   * The device's deployment record: its state (`pending`, `applied`, `failed` with the step and reason), id,
+   * generation and module set; `{ state: 'invalid', problem }` when it cannot be read; `undefined` when the device
+   * has none.
    */
-  devices(): Promise<string[]>;
+  deployment(deviceId: string): Promise<DeploymentStatus | undefined>;
+  /**
+   * The devices with a deployment or a module presence, sorted. Needs a transport that lists retained values
+   * (memory, MQTT); on AMQP it fails with `unsupported`. Keys whose device segment is no valid device id are not
+   * devices; `onInvalid` hears of each.
+   */
+  devices(options?: DevicesOptions): Promise<string[]>;
   /** Watches a module's reported properties: the current document first, then each new version. */
   watchReported(deviceId: string, moduleId: string, options?: WatchOptions): Promise<TwinWatch>;
   /** Closes the connection and ends every monitor and watch; idempotent. */
@@ -255,47 +341,16 @@ class ServiceClientImpl implements ServiceClient {
     const signal = checkOptions('applyDeployment', options);
     const deployment: Deployment = readDeployment(manifest);
     const conn = await this.connection(signal);
-    // Everything is read (at once) and encoded before the first write, so a failure part-way changes nothing.
-    const reads = await Promise.all(
-      Object.entries(deployment.desired).map(async ([moduleId, properties]) => {
-        const key = addresses.desired(deviceId, moduleId);
-        let current: TwinDocument<JsonObject>;
-        try {
-          current = decodeTwin(await conn.getRetained(key), 'desired properties');
-        } catch {
-          current = { version: 0, properties: {} }; // a corrupt document is replaced whole anyway
-        }
-        return { moduleId, key, current, properties };
-      }),
-    );
-    const writes = reads
-      .filter(({ current, properties }) => JSON.stringify(current.properties) !== JSON.stringify(properties))
-      .map(({ moduleId, key, current, properties }) => {
-        const next = { version: current.version + 1, properties };
-        return { moduleId, key, version: next.version, bytes: encodeTwin(next, `${moduleId} desired properties`) };
-      });
-    const desiredVersions: Record<string, number> = {};
-    // Desired properties first, routes next: a route into a module never reaches it before its configuration.
-    for (const write of writes) {
-      if (signal?.aborted) throw abortError(signal);
-      await conn.setRetained(write.key, write.bytes);
-      desiredVersions[write.moduleId] = write.version;
-    }
-    if (signal?.aborted) throw abortError(signal);
-    await deployRoutes(
-      conn,
-      deviceId,
-      deployment.routes,
-      deployment.defaultTimeToLiveSecs === undefined ? {} : { defaultTimeToLiveSecs: deployment.defaultTimeToLiveSecs },
-    );
-    const record: DeploymentRecord = { modules: deployment.modules, appliedAt: this.clock.now() };
-    await conn.setRetained(addresses.deployment(deviceId), toJsonBytes(record));
+    const applied = await applyDeploymentTo(conn, this.clock, deviceId, deployment, signal);
     return {
       deviceId,
+      deploymentId: applied.id,
+      generation: applied.generation,
+      resumed: applied.resumed,
       modules: deployment.modules,
       routes: Object.keys(deployment.routes),
-      desiredVersions,
-      warnings: deployment.warnings,
+      desiredVersions: applied.desiredVersions,
+      warnings: [...deployment.warnings, ...applied.warnings],
     };
   }
 
@@ -320,13 +375,33 @@ class ServiceClientImpl implements ServiceClient {
     checkTwin(patch, 'desired patch', { allowNull: true });
     const conn = await this.connection(signal);
     if (signal?.aborted) throw abortError(signal);
-    return updateDesired(
-      conn,
-      deviceId,
-      moduleId,
-      patch,
-      options.ifVersion === undefined ? {} : { ifVersion: options.ifVersion },
-    );
+    return updateDesired(conn, deviceId, moduleId, patch, {
+      now: this.clock.now(),
+      ...(options.ifVersion === undefined ? {} : { ifVersion: options.ifVersion }),
+    });
+  }
+
+  async replaceDesired(
+    deviceId: string,
+    moduleId: string,
+    properties: JsonObject,
+    options: ReplaceDesiredOptions = {},
+  ): Promise<TwinDocument<JsonObject>> {
+    const signal = checkOptions('replaceDesired', options);
+    if (options.ifVersion !== undefined && (!Number.isInteger(options.ifVersion) || options.ifVersion < 0)) {
+      throw new RangeError(
+        `replaceDesired: ifVersion must be a non-negative integer, got ${String(options.ifVersion)}`,
+      );
+    }
+    checkName('device id', deviceId);
+    checkName('module id', moduleId);
+    checkTwin(properties, 'desired properties', { allowNull: false });
+    const conn = await this.connection(signal);
+    if (signal?.aborted) throw abortError(signal);
+    return replaceDesired(conn, deviceId, moduleId, properties, {
+      now: this.clock.now(),
+      ...(options.ifVersion === undefined ? {} : { ifVersion: options.ifVersion }),
+    });
   }
 
   async invoke(
@@ -366,12 +441,22 @@ class ServiceClientImpl implements ServiceClient {
     checkName('device id', deviceId);
     const conn = await this.connection();
     const now = this.clock.now();
-    const record = decodeDeploymentRecord(await conn.getRetained(addresses.deployment(deviceId)));
-    const presences = new Map<string, Presence | undefined>();
+    const read = readRecord(await conn.getRetained(addresses.deployment(deviceId)));
+    const record = read !== undefined && 'record' in read ? read.record : undefined;
+    /** Module id → its presence, or why it has none that can be used. */
+    const presences = new Map<string, PresenceRead>();
     if (conn.listRetained !== undefined) {
       const prefix = `${addresses.presence(deviceId, '')}`;
       for (const [key, value] of await conn.listRetained(`${prefix}*`)) {
-        presences.set(key.slice(prefix.length), decodeOrUndefined(value));
+        const moduleId = key.slice(prefix.length);
+        try {
+          checkName('module id', moduleId);
+        } catch (error) {
+          // Not an address edgekit writes: shown with why, and its value is not read.
+          presences.set(moduleId, { problem: `presence key ${JSON.stringify(key)}: ${messageOf(error)}` });
+          continue;
+        }
+        presences.set(moduleId, presenceRead(value));
       }
     }
     const deployed = new Set(record?.modules ?? []);
@@ -379,22 +464,60 @@ class ServiceClientImpl implements ServiceClient {
       [...deployed]
         .filter((m) => !presences.has(m))
         .map(async (m) => {
-          presences.set(m, decodeOrUndefined(await conn.getRetained(addresses.presence(deviceId, m))));
+          presences.set(m, presenceRead(await conn.getRetained(addresses.presence(deviceId, m))));
         }),
     );
-    return [...presences.keys()]
-      .sort()
-      .map((moduleId) => statusOf(moduleId, deployed.has(moduleId), presences.get(moduleId), now));
+    const rows = [...presences.keys()].map((moduleId) =>
+      statusOf(moduleId, deployed.has(moduleId) ? record?.state : undefined, presences.get(moduleId) ?? {}, now),
+    );
+    // Entries of the record that are no module id are listed too: never used as an address, never hidden.
+    for (const { text, problem } of read !== undefined && 'invalidModules' in read ? read.invalidModules : []) {
+      rows.push({
+        moduleId: text,
+        deployed: true,
+        state: 'unknown',
+        problem: `the deployment record lists an invalid module id: ${problem}`,
+      });
+    }
+    return rows.sort((a, b) => (a.moduleId < b.moduleId ? -1 : a.moduleId > b.moduleId ? 1 : 0));
   }
 
-  async devices(): Promise<string[]> {
+  async deployment(deviceId: string): Promise<DeploymentStatus | undefined> {
+    checkName('device id', deviceId);
+    const conn = await this.connection();
+    const read = readRecord(await conn.getRetained(addresses.deployment(deviceId)));
+    if (read === undefined) return undefined;
+    return 'record' in read ? read.record : { state: 'invalid', problem: read.problem };
+  }
+
+  async devices(options: DevicesOptions = {}): Promise<string[]> {
+    checkOptions('devices', options);
+    if (options.onInvalid !== undefined && typeof options.onInvalid !== 'function') {
+      throw new TypeError('devices: onInvalid must be a function');
+    }
     const conn = await this.connection();
     if (conn.listRetained === undefined) {
       throw new EdgeKitError('unsupported', `the ${this.transport.name} transport cannot list devices; name a device`);
     }
     const found = new Set<string>();
+    /** Invalid device segment → the first key that had it, and why. */
+    const invalid = new Map<string, RecordProblem>();
     for (const pattern of ['deployment/*', 'presence/*/*']) {
-      for (const key of (await conn.listRetained(pattern)).keys()) found.add(key.split('/')[1] as string);
+      for (const key of (await conn.listRetained(pattern)).keys()) {
+        const deviceId = key.split('/')[1] ?? '';
+        try {
+          found.add(checkName('device id', deviceId));
+        } catch (error) {
+          if (!invalid.has(deviceId)) invalid.set(deviceId, { key, problem: messageOf(error) });
+        }
+      }
+    }
+    for (const problem of invalid.values()) {
+      try {
+        options.onInvalid?.(problem);
+      } catch {
+        // a listener must not break listing
+      }
     }
     return [...found].sort();
   }
@@ -424,9 +547,17 @@ class ServiceClientImpl implements ServiceClient {
           conn.watchRetained(key, (value) => {
             let doc: TwinDocument<JsonObject>;
             try {
-              doc = decodeTwin(value, 'reported properties');
-            } catch {
-              return; // a malformed document is the module's to fix; the next valid one is delivered
+              doc = decodeTwin(value, `reported properties of ${deviceId}/${moduleId}`);
+            } catch (error) {
+              // An invalid document is the module's to fix: skipped, the next valid one is delivered — and said.
+              try {
+                options.onError?.(
+                  isEdgeKitError(error) ? error : new EdgeKitError('decode-failed', messageOf(error), { cause: error }),
+                );
+              } catch {
+                // a listener must not break the watch
+              }
+              return;
             }
             // After a reconnect the current document comes again: skip it when it is the one last delivered. Any
             // other document is delivered, also an older version (a broker that lost its state starts again at 1).
@@ -575,21 +706,51 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function decodeOrUndefined(value: Uint8Array | undefined): Presence | undefined {
+/** A presence as read: usable, or why not (`{}`: none). */
+type PresenceRead = { readonly presence?: Presence; readonly problem?: string };
+
+function presenceRead(value: Uint8Array | undefined): PresenceRead {
   try {
-    return decodePresence(value);
-  } catch {
-    return undefined;
+    const presence = decodePresence(value);
+    return presence === undefined ? {} : { presence };
+  } catch (error) {
+    return { problem: `invalid presence: ${messageOf(error)}` };
   }
 }
 
-function statusOf(moduleId: string, deployed: boolean, presence: Presence | undefined, now: number): ModuleStatus {
-  if (presence === undefined) return { moduleId, deployed, state: 'unknown' };
+/** The deployment record decoded, or why it cannot be; `undefined` when there is none. Never throws. */
+function readRecord(value: Uint8Array | undefined): DecodedDeploymentRecord | { problem: string } | undefined {
+  try {
+    return decodeDeploymentRecord(value);
+  } catch (error) {
+    return { problem: messageOf(error) };
+  }
+}
+
+function statusOf(
+  moduleId: string,
+  deploymentState: DeploymentState | undefined,
+  read: PresenceRead,
+  now: number,
+): ModuleStatus {
+  const deployed = {
+    deployed: deploymentState !== undefined,
+    ...(deploymentState === undefined ? {} : { deploymentState }),
+  };
+  const presence = read.presence;
+  if (presence === undefined) {
+    return {
+      moduleId,
+      ...deployed,
+      state: 'unknown',
+      ...(read.problem === undefined ? {} : { problem: read.problem }),
+    };
+  }
   const lastSeen =
     presence.state === 'online' ? now : presence.reason === 'connection-lost' ? presence.connectedAt : presence.since;
   return {
     moduleId,
-    deployed,
+    ...deployed,
     state: presence.state,
     ...(presence.since === undefined ? {} : { since: presence.since }),
     ...(lastSeen === undefined ? {} : { lastSeen }),
