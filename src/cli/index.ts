@@ -13,7 +13,7 @@ import { monitorCommand } from './commands/monitor.js';
 import { routesCheck } from './commands/routes-check.js';
 import { statusCommand } from './commands/status.js';
 import { twinGetCommand, twinSetCommand } from './commands/twin.js';
-import { type CliCommand, type CliIo, EXIT } from './shared.js';
+import { type CliCommand, type CliIo, EXIT, visible } from './shared.js';
 
 export { type CliCommand, type CliIo, EXIT } from './shared.js';
 
@@ -75,7 +75,7 @@ function groupHelp(group: string, entry: CliGroup): string {
 const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h' || arg === 'help';
 
 function usageError(io: CliIo, reason: string): number {
-  io.stderr.write(`edgekit: ${reason}\nRun "edgekit --help" for usage.\n`);
+  io.stderr.write(`edgekit: ${visible(reason)}\nRun "edgekit --help" for usage.\n`);
   return EXIT.usage;
 }
 
@@ -125,7 +125,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   try {
     return await (command as CliCommand).run(args, io);
   } catch (error) {
-    io.stderr.write(`edgekit: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`edgekit: ${visible(error instanceof Error ? error.message : String(error))}\n`);
     return EXIT.failed;
   }
 }

@@ -1,10 +1,12 @@
 /**
  * What the `edgekit` commands share: the output streams they are given, parsing of their options with the broker
  * options every broker command takes, connecting a ServiceClient from them, and the output conventions (a one-line
- * reason on failure, `--json` for scripts, colour only on a terminal).
+ * reason on failure, `--json` for scripts, colour only on a terminal, and no control character the CLI did not make:
+ * text from a broker or a file goes through `visible`/`visibleJson`).
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BrokerSettings, type TransportFactory, transportFromSettings } from '../connect.js';
+import { visible } from '../core/visible.js';
 import { EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
 import { checkName } from '../names.js';
 import { redactCredentials } from '../redact.js';
@@ -223,7 +225,7 @@ export async function runCommand(
     return await body();
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr.write(`edgekit ${name}: ${error.message}\nRun "edgekit ${name} --help" for usage.\n`);
+      io.stderr.write(`edgekit ${name}: ${visible(error.message)}\nRun "edgekit ${name} --help" for usage.\n`);
       return EXIT.usage;
     }
     io.stderr.write(`edgekit ${name}: ${oneLine(error)}\n`);
@@ -251,9 +253,14 @@ export function command(
   return { summary, run: (args, io) => runCommand(name, help, args, io, () => body(args, io)) };
 }
 
-/** The first line of an error's message, with its code when it has one. */
+export { visible, visibleJson } from '../core/visible.js';
+
+/**
+ * The first line of an error's message, with its code when it has one, safe to print: messages quote what brokers
+ * and files said.
+ */
 export function oneLine(error: unknown): string {
-  const first = messageOf(error).split('\n')[0] ?? '';
+  const first = visible(messageOf(error).split('\n')[0] ?? '');
   return isEdgeKitError(error) ? `${first} (${error.code})` : first;
 }
 

@@ -27,6 +27,7 @@ import {
   secondsOption,
   transportOf,
   UsageError,
+  visibleJson,
 } from '../shared.js';
 import { textLine } from './monitor.js';
 
@@ -114,7 +115,7 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
           const r = await operator
             .invoke(DEVICE, 'SimulatedTemperatureSensor', 'reset', {}, { timeoutInMs: 5_000 })
             .catch((error: unknown) => void log('operator', `invoke failed: ${oneLine(error)}`));
-          if (r) log('operator', `invoked SimulatedTemperatureSensor reset → ${r.status} ${JSON.stringify(r.payload)}`);
+          if (r) log('operator', `invoked SimulatedTemperatureSensor reset → ${r.status} ${visibleJson(r.payload)}`);
         }, durationInMs * 0.66),
         setTimeout(resolve, durationInMs),
       );

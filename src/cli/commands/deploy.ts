@@ -11,8 +11,11 @@ import {
   command,
   EXIT,
   nameArgument,
+  oneLine,
   parseCommand,
   UsageError,
+  visible,
+  visibleJson,
   withService,
 } from '../shared.js';
 
@@ -25,12 +28,18 @@ module set ($edgeAgent). The whole manifest is checked first: if anything is wro
 nothing is applied and every problem is listed. Running modules pick the changes
 up live.
 
+The deployment record is written first as pending and marked applied last. If the
+broker refuses a write part-way, the command exits 1 naming the step that failed,
+and the record says failed (see edgekit status); run the same deploy again to
+complete it.
+
 Options:
   --device <id>          the device to deploy to (required)
 
 ${BROKER_HELP}
 
-Exit status: 0 applied, 1 the manifest was rejected or the broker failed, 2 usage error.
+Exit status: 0 applied, 1 the manifest was rejected or a write failed (the step is
+named), 2 usage error.
 
 Example:
   edgekit deploy deployment.json --device gw-1 --broker mqtt://127.0.0.1:1883
@@ -38,11 +47,18 @@ Example:
 
 function describeProblem(p: DeploymentProblem): string[] {
   const where = p.line !== undefined && p.column !== undefined ? ` (line ${p.line}, column ${p.column})` : '';
-  const lines = [`  ${p.path}${where}: ${p.message}`];
-  if (p.route !== undefined && p.column !== undefined && !p.route.includes('\n')) {
+  const lines = [`  ${visible(p.path)}${where}: ${visible(p.message)}`];
+  // The caret lines up only under text that is shown as it is.
+  if (p.route !== undefined && p.column !== undefined && visible(p.route) === p.route) {
     lines.push(`      ${p.route}`, `      ${' '.repeat(Math.max(p.column - 1, 0))}^`);
   }
   return lines;
+}
+
+/** The facts of a deployment that failed part-way (`details` of the error applyDeployment rejects with). */
+function partialFailure(error: unknown): Record<string, unknown> | undefined {
+  if (!isEdgeKitError(error) || typeof error.details.step !== 'string') return undefined;
+  return error.details;
 }
 
 async function deploy(args: readonly string[], io: CliIo): Promise<number> {
@@ -59,35 +75,46 @@ async function deploy(args: readonly string[], io: CliIo): Promise<number> {
   } catch (error) {
     throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
   }
+  const shownFile = visible(file);
   return withService(values, io, async (service) => {
     try {
       const result = await service.applyDeployment(deviceId, manifest);
       if (values.json === true) {
-        io.stdout.write(`${JSON.stringify({ applied: true, file, ...result }, null, 2)}\n`);
+        io.stdout.write(`${visibleJson({ applied: true, file, ...result }, 2)}\n`);
       } else {
         const desired = Object.entries(result.desiredVersions).map(([m, v]) => `${m} v${v}`);
         io.stdout.write(
-          `deployed ${file} to ${deviceId}: ${result.modules.length} module${result.modules.length === 1 ? '' : 's'}` +
+          `${result.resumed ? 'completed' : 'deployed'} ${shownFile} to ${deviceId} (deployment #${result.generation}): ` +
+            `${result.modules.length} module${result.modules.length === 1 ? '' : 's'}` +
             `${result.modules.length > 0 ? ` (${result.modules.join(', ')})` : ''}, ` +
             `${result.routes.length} route${result.routes.length === 1 ? '' : 's'}, ` +
             `desired properties ${desired.length > 0 ? `updated: ${desired.join(', ')}` : 'unchanged'}\n`,
         );
       }
-      for (const warning of result.warnings) io.stderr.write(`warning: ${warning}\n`);
+      for (const warning of result.warnings) io.stderr.write(`warning: ${visible(warning)}\n`);
       return EXIT.ok;
     } catch (error) {
+      const partial = partialFailure(error);
+      if (partial !== undefined) {
+        // Applied in part: say which step failed and that running the same deploy again completes it.
+        if (values.json === true) {
+          io.stdout.write(`${visibleJson({ applied: false, file, ...partial, error: oneLine(error) }, 2)}\n`);
+        }
+        io.stderr.write(`edgekit deploy: ${shownFile}: ${oneLine(error)}\n`);
+        return EXIT.failed;
+      }
       const problems = isEdgeKitError(error, 'invalid-configuration') ? error.details.problems : undefined;
       if (!Array.isArray(problems)) throw error;
       const list = problems as DeploymentProblem[];
       if (values.json === true) {
-        io.stdout.write(`${JSON.stringify({ applied: false, file, deviceId, problems: list }, null, 2)}\n`);
+        io.stdout.write(`${visibleJson({ applied: false, file, deviceId, problems: list }, 2)}\n`);
       } else {
         io.stdout.write(
-          `${[`${file}: not applied, ${list.length} problem${list.length === 1 ? '' : 's'}:`, ...list.flatMap(describeProblem)].join('\n')}\n`,
+          `${[`${shownFile}: not applied, ${list.length} problem${list.length === 1 ? '' : 's'}:`, ...list.flatMap(describeProblem)].join('\n')}\n`,
         );
       }
       io.stderr.write(
-        `edgekit deploy: ${file} was not applied: ${list.length} problem${list.length === 1 ? '' : 's'} (invalid-configuration)\n`,
+        `edgekit deploy: ${shownFile} was not applied: ${list.length} problem${list.length === 1 ? '' : 's'} (invalid-configuration)\n`,
       );
       return EXIT.failed;
     }

@@ -14,6 +14,8 @@ import {
   parseCommand,
   secondsOption,
   UsageError,
+  visible,
+  visibleJson,
   withService,
 } from '../shared.js';
 
@@ -29,7 +31,8 @@ Options:
 ${BROKER_HELP}
 
 Exit status: 0 status below 400, 1 status 400 or more (404 the module is offline,
-501 it does not handle the method, 504 no answer in time) or a broker failure, 2 usage error.
+501 it does not handle the method, 504 no answer in time, 502 an invalid presence or
+answer on the broker) or a broker failure, 2 usage error.
 
 Example:
   edgekit invoke gw-1/SimulatedTemperatureSensor reset '{}' --timeout 10
@@ -55,16 +58,18 @@ async function invoke(args: readonly string[], io: CliIo): Promise<number> {
       throw error;
     }
     if (values.json === true) {
-      io.stdout.write(`${JSON.stringify({ status: result.status, payload: result.payload })}\n`);
+      io.stdout.write(`${visibleJson({ status: result.status, payload: result.payload })}\n`);
     } else {
       const paint = painter(io);
       io.stdout.write(
-        `${paint(result.ok ? 'green' : 'red', `status ${result.status}`)}\n${JSON.stringify(result.payload, null, 2)}\n`,
+        `${paint(result.ok ? 'green' : 'red', `status ${result.status}`)}\n${visibleJson(result.payload, 2)}\n`,
       );
     }
     if (result.status >= 400) {
       const reason = result.ok ? 'the module answered with an error status' : result.message;
-      io.stderr.write(`edgekit invoke: ${deviceId}/${moduleId} ${method} answered ${result.status}: ${reason}\n`);
+      io.stderr.write(
+        `edgekit invoke: ${deviceId}/${moduleId} ${method} answered ${result.status}: ${visible(reason)}\n`,
+      );
       return EXIT.failed;
     }
     return EXIT.ok;

@@ -16,6 +16,8 @@ import {
   secondsOption,
   timeOf,
   UsageError,
+  visible,
+  visibleJson,
   withService,
 } from '../shared.js';
 
@@ -64,14 +66,15 @@ const MAX_BODY_CHARS = 200;
 
 function bodyText(body: unknown): string {
   if (body instanceof Uint8Array) return `<${body.length} bytes>`;
-  const text = JSON.stringify(body);
+  // Escaped before it is cut: a cut escape is only text, never a control character.
+  const text = visibleJson(body);
   return text.length > MAX_BODY_CHARS ? `${text.slice(0, MAX_BODY_CHARS - 1)}…` : text;
 }
 
 /** One event as a JSON line (bodies that are bytes as base64). */
 function jsonLine(event: MonitorEvent): string {
   if (event.type === 'undecodable') {
-    return JSON.stringify({
+    return visibleJson({
       type: event.type,
       destination: event.destination,
       observedAt: event.observedAt,
@@ -80,36 +83,41 @@ function jsonLine(event: MonitorEvent): string {
     });
   }
   const { bodyBytes: _bytes, body, ...rest } = event;
-  return JSON.stringify(
+  return visibleJson(
     body instanceof Uint8Array ? { ...rest, bodyBase64: Buffer.from(body).toString('base64') } : { ...rest, body },
   );
 }
 
-/** One event as a readable line, coloured on a terminal. */
+/** One event as a readable line, coloured on a terminal. Every text in it came from the broker: shown escaped. */
 export function textLine(event: MonitorEvent, io: CliIo): string {
   const paint = painter(io);
   const d = event.destination;
+  const device = visible(d.deviceId);
   const to =
     d.kind === 'input'
-      ? `${d.moduleId}/${d.input}`
+      ? `${visible(d.moduleId)}/${visible(d.input)}`
       : d.kind === 'upstream'
         ? '$upstream'
-        : `dead letters of ${d.moduleId}`;
+        : `dead letters of ${visible(d.moduleId)}`;
   const when = paint('dim', timeOf(event.observedAt));
   if (event.type === 'undecodable') {
-    return `${when} ${d.deviceId} ${paint('red', `? undecodable message → ${to}: ${event.error.message}`)}`;
+    return `${when} ${device} ${paint('red', `? undecodable message → ${to}: ${visible(event.error.message)}`)}`;
   }
-  const from = `${event.source.moduleId}${event.source.output ? `/${event.source.output}` : ''}`;
+  const from = visible(`${event.source.moduleId}${event.source.output ? `/${event.source.output}` : ''}`);
   const properties = Object.entries(event.properties);
-  const props = properties.length > 0 ? ` ${paint('dim', properties.map(([k, v]) => `${k}=${v}`).join(' '))}` : '';
+  const props =
+    properties.length > 0
+      ? ` ${paint('dim', properties.map(([k, v]) => `${visible(k)}=${visible(v)}`).join(' '))}`
+      : '';
   if (d.kind === 'deadletter') {
-    const why = event.deadLetter
-      ? `${event.deadLetter.reason} on ${event.deadLetter.input} after ${event.deadLetter.attempts} attempt${event.deadLetter.attempts === 1 ? '' : 's'}: ${event.deadLetter.error}`
+    const dl = event.deadLetter;
+    const why = dl
+      ? visible(`${dl.reason} on ${dl.input} after ${dl.attempts} attempt${dl.attempts === 1 ? '' : 's'}: ${dl.error}`)
       : 'dead letter';
-    return `${when} ${d.deviceId} ${paint('red', `✗ ${d.moduleId} gave up a message from ${from} (${why})`)} ${bodyText(event.body)}${props}`;
+    return `${when} ${device} ${paint('red', `✗ ${visible(d.moduleId)} gave up a message from ${from} (${why})`)} ${bodyText(event.body)}${props}`;
   }
   const arrow = d.kind === 'upstream' ? paint('yellow', `${from} → ${to}`) : paint('cyan', `${from} → ${to}`);
-  return `${when} ${d.deviceId} ${arrow}  ${bodyText(event.body)}${props}`;
+  return `${when} ${device} ${arrow}  ${bodyText(event.body)}${props}`;
 }
 
 async function monitor(args: readonly string[], io: CliIo): Promise<number> {

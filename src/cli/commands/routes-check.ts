@@ -17,7 +17,7 @@ import {
   type RouteSpec,
   readManifestRoutes,
 } from '../../routing/index.js';
-import type { CliIo } from '../shared.js';
+import { type CliIo, visible, visibleJson } from '../shared.js';
 
 const HELP = `Usage: edgekit routes check <manifest.json | routes.json> [--json]
 
@@ -79,7 +79,9 @@ function describeReach(reach: RouteReach): string {
 }
 
 function caret(problem: Problem): string[] {
-  if (problem.route === undefined || problem.column === undefined || problem.route.includes('\n')) return [];
+  // The caret lines up only under text that is shown as it is.
+  if (problem.route === undefined || problem.column === undefined || visible(problem.route) !== problem.route)
+    return [];
   return [`      ${problem.route}`, `      ${' '.repeat(Math.max(problem.column - 1, 0))}^`];
 }
 
@@ -122,7 +124,8 @@ function textReport(
     lines.push('', 'Routes whose FROM path matches no message IoT Edge produces:');
     for (const name of explanation.unmatchedRoutes) lines.push(`  ${name}`);
   }
-  return `${lines.join('\n')}\n`;
+  // Names and routes come from the file: no line may carry a control character the CLI did not make.
+  return `${lines.map(visible).join('\n')}\n`;
 }
 
 type Loaded = { routes: Record<string, string | RouteSpec>; problems: Problem[]; modules: string[] };
@@ -163,7 +166,7 @@ export async function routesCheck(args: readonly string[], io: CliIo): Promise<n
     }));
   } catch (error) {
     io.stderr.write(
-      `edgekit routes check: ${error instanceof Error ? error.message : String(error)}\nRun "edgekit routes check --help" for usage.\n`,
+      `edgekit routes check: ${visible(error instanceof Error ? error.message : String(error))}\nRun "edgekit routes check --help" for usage.\n`,
     );
     return 2;
   }
@@ -174,7 +177,7 @@ export async function routesCheck(args: readonly string[], io: CliIo): Promise<n
   const [file, ...extra] = positionals;
   if (file === undefined || extra.length > 0) {
     io.stderr.write(
-      `edgekit routes check: ${file === undefined ? 'missing the file to check' : `unexpected argument "${extra[0]}"`}\nRun "edgekit routes check --help" for usage.\n`,
+      `edgekit routes check: ${file === undefined ? 'missing the file to check' : `unexpected argument "${visible(extra[0] ?? '')}"`}\nRun "edgekit routes check --help" for usage.\n`,
     );
     return 2;
   }
@@ -194,7 +197,7 @@ export async function routesCheck(args: readonly string[], io: CliIo): Promise<n
     }
     loaded = load(document);
   } catch (error) {
-    io.stderr.write(`edgekit routes check: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`edgekit routes check: ${visible(error instanceof Error ? error.message : String(error))}\n`);
     return 1;
   }
   const { table, invalid } = checkRoutes(loaded.routes);
@@ -220,7 +223,7 @@ export async function routesCheck(args: readonly string[], io: CliIo): Promise<n
       sources: explanation.sources,
       unmatchedRoutes: explanation.unmatchedRoutes,
     };
-    io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    io.stdout.write(`${visibleJson(report, 2)}\n`);
   } else {
     io.stdout.write(textReport(file, total, problems, warnings, explanation));
   }

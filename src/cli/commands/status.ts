@@ -2,7 +2,7 @@
  * `edgekit status [device]`: a table of a device's modules — deployed ones and any that connected — with presence
  * and when each was last seen.
  */
-import type { ModuleStatus } from '../../service/client.js';
+import type { DeploymentStatus, ModuleStatus, RecordProblem } from '../../service/client.js';
 import {
   BROKER_HELP,
   type CliIo,
@@ -13,19 +13,24 @@ import {
   parseCommand,
   timeOf,
   UsageError,
+  visible,
+  visibleJson,
   withService,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit status [device] [options]
 
-Prints a table of a device's modules (those its last deployment lists and any
+Prints a table of a device's modules (those its deployment record lists and any
 that connected) with their presence (online, offline, unknown: never connected),
-since when, and when each was last seen. Without a device, every device with a
-deployment or a module presence (MQTT and memory; AMQP cannot list, name a device).
+since when, and when each was last seen; then where each device's deployment
+stands (applied, pending or failed: not complete — apply it again). Without a
+device, every device with a deployment or a module presence (MQTT and memory;
+AMQP cannot list, name a device). Records on the broker that are invalid are
+listed with why, and counted.
 
 ${BROKER_HELP}
 
-Exit status: 0 printed, 1 the broker failed, 2 usage error.
+Exit status: 0 printed (also with invalid records), 1 the broker failed, 2 usage error.
 
 Example:
   edgekit status gw-1 --broker amqp://guest:guest@127.0.0.1
@@ -51,34 +56,93 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
-function render(devices: ReadonlyMap<string, ModuleStatus[]>, io: CliIo): string {
+/** What `status` learned about one device. */
+interface DeviceReport {
+  readonly deployment: DeploymentStatus | undefined;
+  readonly modules: readonly ModuleStatus[];
+}
+
+/** One line on where a device's deployment stands, or `undefined` when it has none. */
+function deploymentLine(deviceId: string, d: DeploymentStatus | undefined, now: number): string | undefined {
+  if (d === undefined) return undefined;
+  const who = `deployment of ${deviceId}`;
+  if (d.state === 'invalid') return `${who}: invalid record: ${visible(d.problem)}`;
+  const name = d.generation > 0 ? ` #${d.generation}` : '';
+  if (d.state === 'applied') {
+    return `${who}${name}: applied${d.appliedAt === undefined || d.appliedAt === 0 ? '' : ` ${timeOf(d.appliedAt, now)}`}`;
+  }
+  const since = d.startedAt === undefined ? '' : ` since ${timeOf(d.startedAt, now)}`;
+  if (d.state === 'pending') {
+    return `${who}${name}: pending${since} (not complete: being applied, or stopped without a record of why; apply it again)`;
+  }
+  const f = d.failure;
+  const why =
+    f === undefined ? '' : ` at ${f.step}${f.module === undefined ? '' : ` (${f.module})`}: ${visible(f.reason)}`;
+  return `${who}${name}: failed${why} (not complete: apply it again)`;
+}
+
+/** Every invalid record of the report, as `<where>: <why>` lines. */
+function problemsOf(devices: ReadonlyMap<string, DeviceReport>, invalidKeys: readonly RecordProblem[]): string[] {
+  const lines: string[] = invalidKeys.map((p) => `${visible(p.key)}: ${visible(p.problem)}`);
+  for (const [deviceId, report] of devices) {
+    if (report.deployment?.state === 'invalid') lines.push(`${deviceId}: ${visible(report.deployment.problem)}`);
+    for (const m of report.modules) {
+      if (m.problem !== undefined) lines.push(`${deviceId}/${visible(m.moduleId)}: ${visible(m.problem)}`);
+    }
+  }
+  return lines;
+}
+
+function render(devices: ReadonlyMap<string, DeviceReport>, problems: readonly string[], io: CliIo): string {
   const paint = painter(io);
   const now = Date.now();
   const rows: string[][] = [['DEVICE', 'MODULE', 'STATE', 'SINCE', 'LAST SEEN', 'DEPLOYED', 'SDK']];
-  for (const [deviceId, modules] of devices) {
+  const notes: string[] = [];
+  for (const [deviceId, { deployment, modules }] of devices) {
     for (const m of modules) {
-      const state = m.state === 'offline' && m.reason === 'connection-lost' ? 'offline (lost)' : m.state;
+      const state =
+        m.problem !== undefined
+          ? 'invalid record'
+          : m.state === 'offline' && m.reason === 'connection-lost'
+            ? 'offline (lost)'
+            : m.state;
+      const deployed = !m.deployed
+        ? 'no'
+        : m.deploymentState === undefined || m.deploymentState === 'applied'
+          ? 'yes'
+          : `yes (${m.deploymentState})`;
       rows.push([
         deviceId,
-        m.moduleId,
+        visible(m.moduleId),
         state,
         m.since === undefined ? '-' : timeOf(m.since, now),
         m.lastSeen === undefined ? '-' : ago(m.lastSeen, now),
-        m.deployed ? 'yes' : 'no',
-        m.sdk ?? '-',
+        deployed,
+        m.sdk === undefined ? '-' : visible(m.sdk),
       ]);
     }
+    const line = deploymentLine(deviceId, deployment, now);
+    if (line !== undefined) {
+      notes.push(deployment?.state === 'applied' ? line : paint('red', line));
+    }
   }
-  if (rows.length === 1) return 'no modules: nothing deployed and no module has connected\n';
+  const problemText =
+    problems.length === 0
+      ? ''
+      : `${paint('red', `${problems.length} invalid record${problems.length === 1 ? '' : 's'} on the broker:`)}\n${problems.map((p) => `  ${p}`).join('\n')}\n`;
+  if (rows.length === 1) {
+    const none = notes.length === 0 ? 'no modules: nothing deployed and no module has connected\n' : '';
+    return `${none}${notes.map((n) => `${n}\n`).join('')}${problemText}`;
+  }
   const text = table(rows);
   const colour = (line: string) =>
     line.includes(' online ')
       ? line.replace(' online ', ` ${paint('green', 'online')} `)
-      : line.includes(' offline')
+      : line.includes(' offline') || line.includes(' invalid record ')
         ? paint('red', line)
         : line;
   const [head, ...body] = text.split('\n');
-  return `${paint('bold', head ?? '')}\n${body.map(colour).join('\n')}\n`;
+  return `${paint('bold', head ?? '')}\n${body.map(colour).join('\n')}\n${notes.map((n) => `${n}\n`).join('')}${problemText}`;
 }
 
 async function status(args: readonly string[], io: CliIo): Promise<number> {
@@ -87,25 +151,40 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   if (device !== undefined) nameArgument('device id', device);
   return withService(values, io, async (service) => {
-    const deviceIds = device === undefined ? await service.devices() : [device];
-    const devices = new Map<string, ModuleStatus[]>();
-    for (const id of deviceIds) devices.set(id, await service.modules(id));
+    const invalidKeys: RecordProblem[] = [];
+    const deviceIds =
+      device === undefined ? await service.devices({ onInvalid: (p) => invalidKeys.push(p) }) : [device];
+    const devices = new Map<string, DeviceReport>();
+    for (const id of deviceIds) {
+      const [deployment, modules] = await Promise.all([service.deployment(id), service.modules(id)]);
+      devices.set(id, { deployment, modules });
+    }
+    const problems = problemsOf(devices, invalidKeys);
     if (values.json === true) {
-      io.stdout.write(
-        `${JSON.stringify(
-          [...devices].map(([deviceId, modules]) => ({ deviceId, modules })),
-          null,
-          2,
-        )}\n`,
+      // An array of devices, as before; each says what of its own is invalid. Keys that name no valid device belong
+      // to none: they go to stderr below.
+      const entries = [...devices].map(([deviceId, r]) => ({
+        deviceId,
+        deployment: r.deployment ?? null,
+        modules: r.modules,
+        invalidRecords:
+          (r.deployment?.state === 'invalid' ? 1 : 0) + r.modules.filter((m) => m.problem !== undefined).length,
+      }));
+      io.stdout.write(`${visibleJson(entries, 2)}\n`);
+      for (const p of invalidKeys) io.stderr.write(`edgekit status: ${visible(p.key)}: ${visible(p.problem)}\n`);
+    } else io.stdout.write(render(devices, problems, io));
+    if (problems.length > 0) {
+      io.stderr.write(
+        `edgekit status: ${problems.length} invalid record${problems.length === 1 ? '' : 's'} on the broker (listed${values.json === true ? ' in the output' : ' above'})\n`,
       );
-    } else io.stdout.write(render(devices, io));
+    }
     return EXIT.ok;
   });
 }
 
 export const statusCommand = command(
   'status',
-  "a table of a device's modules with presence and last-seen",
+  "a table of a device's modules with presence and last-seen, and where its deployment stands",
   HELP,
   status,
 );

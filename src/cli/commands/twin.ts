@@ -14,6 +14,7 @@ import {
   painter,
   parseCommand,
   UsageError,
+  visibleJson,
   withService,
 } from '../shared.js';
 
@@ -35,9 +36,15 @@ Merges a JSON merge patch into a module's desired properties (null deletes a
 property); a running module receives the patch at once, an offline one when it
 reconnects. Prints the new desired document.
 
+When the document on the broker is invalid (or at the largest version), a patch
+is refused; --replace writes the given document whole instead, with a version a
+running module takes.
+
 Options:
   --if-version <n>       apply only if the desired properties are still at version n
                          (fails with version-conflict otherwise)
+  --replace              replace the desired properties with the given document
+                         (no merge; also replaces an invalid document)
 
 ${BROKER_HELP}
 
@@ -46,6 +53,7 @@ Exit status: 0 applied, 1 version conflict, twin rules broken or broker failure,
 Examples:
   edgekit twin set gw-1/filter '{"TemperatureThreshold": 30}'
   edgekit twin set gw-1/filter @desired-patch.json --if-version 4
+  edgekit twin set gw-1/filter '{"TemperatureThreshold": 25}' --replace
 `;
 
 async function get(args: readonly string[], io: CliIo): Promise<number> {
@@ -56,12 +64,12 @@ async function get(args: readonly string[], io: CliIo): Promise<number> {
   return withService(values, io, async (service) => {
     const twin = await service.getTwin(deviceId, moduleId);
     if (values.json === true) {
-      io.stdout.write(`${JSON.stringify({ deviceId, moduleId, ...twin }, null, 2)}\n`);
+      io.stdout.write(`${visibleJson({ deviceId, moduleId, ...twin }, 2)}\n`);
     } else {
       const paint = painter(io);
       io.stdout.write(
-        `${paint('bold', `desired (version ${twin.desired.version})`)}\n${JSON.stringify(twin.desired.properties, null, 2)}\n` +
-          `${paint('bold', `reported (version ${twin.reported.version})`)}\n${JSON.stringify(twin.reported.properties, null, 2)}\n`,
+        `${paint('bold', `desired (version ${twin.desired.version})`)}\n${visibleJson(twin.desired.properties, 2)}\n` +
+          `${paint('bold', `reported (version ${twin.reported.version})`)}\n${visibleJson(twin.reported.properties, 2)}\n`,
       );
     }
     return EXIT.ok;
@@ -69,14 +77,21 @@ async function get(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function set(args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommand(args, { 'if-version': { type: 'string' } });
+  const { values, positionals } = parseCommand(args, {
+    'if-version': { type: 'string' },
+    replace: { type: 'boolean' },
+  });
   const [target, patchArgument, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const [deviceId, moduleId] = moduleArgument(target);
-  if (patchArgument === undefined) throw new UsageError('missing the patch: a JSON object or @file');
+  const replace = values.replace === true;
+  if (patchArgument === undefined) {
+    throw new UsageError(`missing the ${replace ? 'document' : 'patch'}: a JSON object or @file`);
+  }
   const patch = jsonArgument(patchArgument, io);
   try {
-    checkTwin(patch, 'the patch', { allowNull: true });
+    // A replacement is a document: null is no value there (it deletes only in a patch).
+    checkTwin(patch, replace ? 'the document' : 'the patch', { allowNull: !replace });
   } catch (error) {
     throw new UsageError(messageOf(error));
   }
@@ -89,11 +104,14 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
     }
   }
   return withService(values, io, async (service) => {
-    const doc = await service.updateDesired(deviceId, moduleId, patch, ifVersion === undefined ? {} : { ifVersion });
-    if (values.json === true) io.stdout.write(`${JSON.stringify({ deviceId, moduleId, desired: doc }, null, 2)}\n`);
+    const options = ifVersion === undefined ? {} : { ifVersion };
+    const doc = replace
+      ? await service.replaceDesired(deviceId, moduleId, patch, options)
+      : await service.updateDesired(deviceId, moduleId, patch, options);
+    if (values.json === true) io.stdout.write(`${visibleJson({ deviceId, moduleId, desired: doc }, 2)}\n`);
     else {
       io.stdout.write(
-        `desired properties of ${deviceId}/${moduleId} are now at version ${doc.version}\n${JSON.stringify(doc.properties, null, 2)}\n`,
+        `desired properties of ${deviceId}/${moduleId} are now at version ${doc.version}\n${visibleJson(doc.properties, 2)}\n`,
       );
     }
     return EXIT.ok;
