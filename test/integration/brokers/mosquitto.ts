@@ -27,6 +27,11 @@ export interface StartMosquittoOptions {
   readonly users?: Readonly<Record<string, string>>;
   /** A ready-made password file (instead of `users`). */
   readonly passwordFile?: string;
+  /**
+   * Lines of an ACL file (`user <name>`, `topic [read|write|readwrite|deny] <topic>`, …), written to the broker's
+   * folder and set as its `acl_file`: what each user may publish and subscribe to.
+   */
+  readonly acl?: readonly string[];
   /** Extra config lines appended verbatim (e.g. `max_inflight_messages 5`). */
   readonly config?: readonly string[];
   /** Ask for Mosquitto's debug log in {@link Mosquitto.log} (noisy; for diagnosing a failing test). */
@@ -113,6 +118,11 @@ function buildConfig(port: number, dir: string, options: StartMosquittoOptions):
     lines.push('allow_anonymous false', `password_file ${passwordFile}`);
   } else {
     lines.push('allow_anonymous true');
+  }
+  if (options.acl) {
+    const aclFile = path.join(dir, 'acl');
+    writeFileSync(aclFile, `${options.acl.join('\n')}\n`);
+    lines.push(`acl_file ${aclFile}`);
   }
   if (options.tls) {
     lines.push(`certfile ${options.tls.certFile}`, `keyfile ${options.tls.keyFile}`);
