@@ -10,9 +10,29 @@ import type { TestProject } from 'vitest/node';
 import { startRabbitMQ } from '../brokers/rabbitmq.js';
 import { createTestPki } from '../mqtt/support/pki.js';
 
-/** A user besides guest, and a vhost besides `/`, for the credentials tests. */
-export const TEST_USERS = { filter: 's3cret', 'user with space': 'p@ss/w:rd' } as const;
+/** Users besides guest, and a vhost besides `/`, for the credentials tests. */
+export const TEST_USERS = {
+  filter: 's3cret',
+  'user with space': 'p@ss/w:rd',
+  /** May do everything guest may, except write route tables (see {@link TEST_PERMISSIONS}). */
+  'no-routes': 'no-routes-secret',
+  /** May do everything guest may, except declare the last-value queues of route tables. */
+  'no-route-queues': 'no-route-queues-secret',
+} as const;
 export const TEST_VHOST = 'edge';
+
+/**
+ * Narrower rights for two users, both for the default prefix `edgekit` (retained keys go to the topic exchange
+ * `edgekit.retained` with their last-value queue's name, `edgekit.retained.<key with dots>`, as routing key): the
+ * topic permission refuses `no-routes` every publish of a `routes/…` key; the configure permission refuses
+ * `no-route-queues` declaring a `routes/…` key's queue, which a transport connection does before its first write.
+ */
+export const TEST_PERMISSIONS = {
+  'no-routes': {
+    topics: [{ exchange: 'edgekit.retained', write: '^edgekit\\.retained\\.(?!routes\\.)', read: '.*' }],
+  },
+  'no-route-queues': { configure: '^(?!edgekit\\.retained\\.routes\\.)' },
+} as const;
 
 export interface SharedRabbitMQ {
   readonly url: string;
@@ -44,6 +64,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       requireClientCertificate: true,
     },
     users: TEST_USERS,
+    permissions: TEST_PERMISSIONS,
     vhosts: [TEST_VHOST],
   });
   let restarting: Promise<void> | undefined;

@@ -41,10 +41,25 @@ export interface StartRabbitMQOptions {
     readonly caFile: string;
     readonly requireClientCertificate?: boolean;
   };
-  /** Users besides guest (password by name), each with full rights on every vhost. */
+  /** Users besides guest (password by name), each with full rights on every vhost unless `permissions` narrows them. */
   readonly users?: Readonly<Record<string, string>>;
+  /** Narrower rights of some users, on every vhost: see {@link UserPermissions}. */
+  readonly permissions?: Readonly<Record<string, UserPermissions>>;
   /** Virtual hosts besides `/`. */
   readonly vhosts?: readonly string[];
+}
+
+/**
+ * A user's rights as RabbitMQ's definitions state them: regular expressions over the resource names the user may
+ * configure (declare, delete), write (publish to, bind to) and read (consume from, bind from), default `.*`, and
+ * topic permissions, which RabbitMQ checks against the routing key of each publish to (write) or binding on (read)
+ * a topic exchange.
+ */
+export interface UserPermissions {
+  readonly configure?: string;
+  readonly write?: string;
+  readonly read?: string;
+  readonly topics?: readonly { readonly exchange: string; readonly write: string; readonly read: string }[];
 }
 
 /** RabbitMQ's stored form of a password: base64(salt ‖ SHA-256(salt ‖ password)). */
@@ -113,7 +128,19 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
     })),
     vhosts: vhosts.map((name) => ({ name })),
     permissions: Object.keys(users).flatMap((user) =>
-      vhosts.map((vhost) => ({ user, vhost, configure: '.*', write: '.*', read: '.*' })),
+      vhosts.map((vhost) => {
+        const narrower = options.permissions?.[user];
+        return {
+          user,
+          vhost,
+          configure: narrower?.configure ?? '.*',
+          write: narrower?.write ?? '.*',
+          read: narrower?.read ?? '.*',
+        };
+      }),
+    ),
+    topic_permissions: Object.entries(options.permissions ?? {}).flatMap(([user, p]) =>
+      vhosts.flatMap((vhost) => (p.topics ?? []).map((t) => ({ user, vhost, ...t }))),
     ),
   };
   await writeFile(path.join(dir, 'definitions.json'), JSON.stringify(definitions));

@@ -1,0 +1,128 @@
+/**
+ * A deployment whose route-table write RabbitMQ refuses (issue 10, item 7), on the shared broker with two users of
+ * narrower rights (global-setup.ts). RabbitMQ can refuse a write of one retained key only through the names it
+ * involves: retained values are published to the topic exchange `edgekit.retained` with their last-value queue's name
+ * as routing key, and the transport declares that queue before a connection's first write to it. So:
+ *
+ * - `no-route-queues` may not configure (declare) `edgekit.retained.routes.*`: the declaration is refused on its own
+ *   channel, the write rejects with `transport-error`, the connection stays, and the deployment is marked failed.
+ * - `no-routes` has a topic permission that refuses publishing with a `…retained.routes.*` routing key: RabbitMQ
+ *   closes the publishing channel, which the amqp transport reports as a lost connection; the deployment cannot be
+ *   marked failed on that connection and stays `pending` — still visibly incomplete, and completed by a retry.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { typed } from '../../../src/codecs/schema.js';
+import { connect } from '../../../src/connect.js';
+import { defineModule } from '../../../src/core/contract.js';
+import { type EdgeKitError, isEdgeKitError } from '../../../src/errors.js';
+import { connectService, type ServiceClient } from '../../../src/service/client.js';
+import { amqp } from '../../../src/transports/amqp/index.js';
+import { cli } from '../../cli/scenarios.js';
+import { TEST_USERS } from './global-setup.js';
+import { sharedRabbitMQ, uniquePrefix } from './support.js';
+
+const Filter = defineModule({ desired: typed<{ threshold?: number }>() });
+
+const ROUTE_A = 'FROM /messages/modules/sensor/outputs/a INTO BrokeredEndpoint("/modules/filter/inputs/in")';
+const ROUTE_B = 'FROM /messages/modules/sensor/outputs/b INTO BrokeredEndpoint("/modules/filter/inputs/in")';
+const manifest = (route: string, threshold: number) => ({
+  modulesContent: {
+    $edgeAgent: { 'properties.desired': { modules: { sensor: {}, filter: {} } } },
+    $edgeHub: { 'properties.desired': { schemaVersion: '1.1', routes: { r: route } } },
+    filter: { 'properties.desired': { threshold } },
+  },
+});
+
+type User = 'guest' | 'no-routes' | 'no-route-queues';
+/** The shared broker's URL as `user` (the default prefix `edgekit`, which the narrower permissions name). */
+const urlOf = (user: User) => {
+  const url = new URL(sharedRabbitMQ().url);
+  url.username = user;
+  url.password = user === 'guest' ? 'guest' : TEST_USERS[user];
+  return url.toString();
+};
+
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
+});
+
+async function service(user: User): Promise<ServiceClient> {
+  const s = await connectService({ transport: amqp({ url: urlOf(user) }) });
+  open.push(s);
+  return s;
+}
+
+async function manifestFile(content: unknown): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), 'edgekit-refused-')), 'deployment.json');
+  await writeFile(path, JSON.stringify(content));
+  return path;
+}
+
+describe('applyDeployment on RabbitMQ when the route table is refused', () => {
+  test('a refused queue declaration: marked failed at routes; deploy exits 1 naming it; status shows it; a retry completes it', async () => {
+    const deviceId = `gw-${uniquePrefix()}`;
+    const guest = await service('guest');
+    await guest.applyDeployment(deviceId, manifest(ROUTE_A, 25));
+    const filter = await connect(Filter, { deviceId, moduleId: 'filter', transport: amqp({ url: urlOf('guest') }) });
+    open.push(filter);
+
+    const refused = await service('no-route-queues');
+    const error = (await refused
+      .applyDeployment(deviceId, manifest(ROUTE_B, 30))
+      .catch((e: unknown) => e)) as EdgeKitError;
+    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'failed' });
+    expect(error.message).toMatch(/failed writing the route table: .*ACCESS[-_]REFUSED.*; it is marked failed/);
+    await expect.poll(() => filter.desired().version, { timeout: 10_000 }).toBe(2);
+    expect(await guest.deployment(deviceId)).toMatchObject({
+      state: 'failed',
+      failure: { step: 'routes', reason: expect.stringMatching(/ACCESS[-_]REFUSED/) },
+    });
+
+    const file = await manifestFile(manifest(ROUTE_B, 30));
+    const deploy = await cli(['deploy', file, '--device', deviceId, '--broker', urlOf('no-route-queues')]);
+    expect(deploy.code).toBe(1);
+    expect(deploy.stderr).toMatch(
+      /failed writing the route table: .*it is marked failed; apply the same deployment again/,
+    );
+    expect(deploy.stderr.trim().split('\n')).toHaveLength(1);
+    const status = await cli(['status', deviceId, '--broker', urlOf('guest')]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`${deviceId}\\s+filter\\s+online\\s+.*yes \\(failed\\)`));
+    expect(status.stdout).toMatch(/: failed at routes: /);
+
+    const done = await cli(['deploy', file, '--device', deviceId, '--json', '--broker', urlOf('guest')]);
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ generation: 2, resumed: true, desiredVersions: {} });
+    expect(await guest.deployment(deviceId)).toMatchObject({ state: 'applied', generation: 2 });
+    expect(filter.desired().version).toBe(2);
+  }, 60_000);
+
+  test('a refused publish (topic permission): the channel is closed, the record stays pending; a retry completes it', async () => {
+    const deviceId = `gw-${uniquePrefix()}`;
+    const guest = await service('guest');
+    await guest.applyDeployment(deviceId, manifest(ROUTE_A, 25));
+
+    const refused = await service('no-routes');
+    const error = (await refused
+      .applyDeployment(deviceId, manifest(ROUTE_B, 30))
+      .catch((e: unknown) => e)) as EdgeKitError;
+    expect(isEdgeKitError(error)).toBe(true);
+    expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'pending' });
+    expect(error.message).toMatch(/failed writing the route table: .*ACCESS[-_]REFUSED.*; it is marked pending/);
+    expect(await guest.deployment(deviceId)).toMatchObject({ state: 'pending', generation: 2 });
+    expect((await guest.modules(deviceId)).map((m) => m.deploymentState)).toEqual(['pending', 'pending']);
+
+    // The operator's client connects again on its next call; with the rights, the deployment completes.
+    expect(await guest.applyDeployment(deviceId, manifest(ROUTE_B, 30))).toMatchObject({
+      generation: 2,
+      resumed: true,
+      desiredVersions: {},
+    });
+    expect(await refused.deployment(deviceId)).toMatchObject({ state: 'applied', generation: 2 });
+  }, 60_000);
+});
