@@ -139,7 +139,10 @@ export interface ModuleStatus {
 export interface WatchOptions {
   /** Ends the watch. */
   readonly abortSignal?: AbortSignal;
-  /** Hears of a lost connection and of each failed attempt to watch again; the watch keeps trying. */
+  /**
+   * Hears of a lost connection and of each failed attempt to watch again (the watch keeps trying), and of a reported
+   * document on the broker that is invalid (`decode-failed`; it is skipped).
+   */
   readonly onError?: (error: EdgeKitError) => void;
 }
 
