@@ -452,10 +452,15 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.conn = conn;
     ++this.epoch;
     if (this.reportedDoc === undefined) {
-      this.reportedDoc = decodeTwin(
-        await conn.getRetained(addresses.reported(this.deviceId, this.moduleId)),
-        'reported properties',
-      );
+      const stored = await conn.getRetained(addresses.reported(this.deviceId, this.moduleId));
+      try {
+        this.reportedDoc = decodeTwin(stored, 'reported properties');
+      } catch (error) {
+        // Whoever wrote it, an unreadable reported document must not keep the module from connecting: the module
+        // starts a new one (its next report replaces the stored document) and says so.
+        this.report_error(error, 'the stored reported properties are invalid; starting a new document');
+        this.reportedDoc = { version: 0, properties: {} };
+      }
       // A rejection reported by an earlier run is cleared by the next accepted version.
       this.desiredRejected = this.reportedDoc.properties.desiredStatus != null;
     }

@@ -893,6 +893,22 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect((await readTwin(op, deviceId, 'twin')).reported.properties).toEqual({ note: 'one', limit: 4 });
       });
 
+      test('an invalid stored reported document does not keep a module from connecting; its next report replaces it', async () => {
+        // Written by anyone with access to the key: a version past the bound, a document that is no twin at all.
+        for (const stored of ['{"version":9007199254740992,"properties":{}}', 'not json']) {
+          await op.setRetained(addresses.reported(deviceId, 'twin'), new TextEncoder().encode(stored));
+          errors.length = 0;
+          const client = await mod(Twinned, 'twin');
+          expect(errors.map((e) => e.message).join()).toMatch(/reported properties/);
+          expect(await client.report({ note: 'fresh' })).toBe(1);
+          expect((await readTwin(op, deviceId, 'twin')).reported).toEqual({
+            version: 1,
+            properties: { note: 'fresh' },
+          });
+          await client.close();
+        }
+      });
+
       test("IoT Hub's twin rules are checked before sending: names, depth, size", async () => {
         const client = await mod(Twinned, 'twin');
         await expect(client.report({ 'bad.name': 1 } as never)).rejects.toSatisfy((e: unknown) =>
