@@ -43,9 +43,15 @@ type Tag = (typeof Tag)[keyof typeof Tag];
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
 /** Why a message went to the dead-letter queue. */
+/**
+ * Why a message was dead-lettered: its handler kept failing, its bytes or body could not be decoded, its body failed
+ * the schema, or it arrived over the {@link MAX_MESSAGE_BYTES} limit (sent by something other than edgekit; its body
+ * is not kept).
+ */
+export type DeadLetterReason = 'handler-failed' | 'decode-failed' | 'validation-failed' | 'too-large';
+
 export interface DeadLetterInfo {
-  /** `handler-failed`, `decode-failed` or `validation-failed`. */
-  readonly reason: 'handler-failed' | 'decode-failed' | 'validation-failed';
+  readonly reason: DeadLetterReason;
   readonly error: string;
   readonly input: string;
   readonly attempts: number;

@@ -166,6 +166,8 @@ export interface ClientStats {
   readonly deadLettered: number;
   /** Messages whose bytes could not be decoded. */
   readonly decodeErrors: number;
+  /** Messages that arrived over the 256 KiB limit (from a sender that is not edgekit), dead-lettered unread. */
+  readonly tooLarge: number;
   readonly redelivered: number;
   readonly reconnects: number;
   /** Sends waiting in the offline queue right now. */

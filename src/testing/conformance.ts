@@ -10,7 +10,7 @@ import { type Schema, typed } from '../codecs/schema.js';
 import { connect } from '../connect.js';
 import type { ModuleContract } from '../core/contract.js';
 import { defineModule, method, untypedModule } from '../core/contract.js';
-import { decodeEnvelope } from '../core/envelope.js';
+import { decodeEnvelope, encodeEnvelope, MAX_MESSAGE_BYTES } from '../core/envelope.js';
 import type { ConnectionStatus, ConnectOptions, InboundMessage, ModuleClient } from '../core/types.js';
 import { EdgeKitError, isEdgeKitError, MethodError } from '../errors.js';
 import { addresses } from '../names.js';
@@ -626,6 +626,36 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect(errors.some((e) => e.code === 'decode-failed')).toBe(true);
       });
 
+      test('an input over 256 KiB (a sender that is not edgekit) is dead-lettered as too-large, unread, with its header', async () => {
+        const deadLetters: Array<{ reason?: string; messageId: string; bodyBytes: number }> = [];
+        await op.consume(addresses.deadLetter(deviceId, 'sink'), { prefetch: 10 }, (d) => {
+          const dead = decodeEnvelope(d.bytes);
+          deadLetters.push({
+            ...(dead.header.deadLetter ? { reason: dead.header.deadLetter.reason } : {}),
+            messageId: dead.header.messageId,
+            bodyBytes: dead.body.length,
+          });
+          d.ack();
+        });
+        const { sink, inbox } = await sinkInbox('sink');
+        const header = {
+          messageId: 'huge-1',
+          createdAt: env.clock.now(),
+          sourceDeviceId: deviceId,
+          sourceModuleId: 'rogue',
+          properties: {},
+        };
+        const body = new TextEncoder().encode(JSON.stringify({ n: 0, pad: 'x'.repeat(MAX_MESSAGE_BYTES) }));
+        await op.publish(addresses.input(deviceId, 'sink', 'in'), encodeEnvelope(header, body));
+        await inject('sink', 'in', { n: 1 });
+        await inbox.waitFor(1);
+        await waitUntil(() => deadLetters.length === 1, 'the dead letter', WAIT);
+        expect(deadLetters).toEqual([{ reason: 'too-large', messageId: 'huge-1', bodyBytes: 0 }]);
+        expect(inbox.items.map((m) => m.body)).toEqual([{ n: 1 }]);
+        expect(sink.stats().tooLarge).toBe(1);
+        expect(errors.some((e) => e.code === 'message-too-large')).toBe(true);
+      });
+
       test('an undecodable body (bad JSON) is dead-lettered as decode-failed; a schema failure as validation-failed', async () => {
         const deadLetters: string[] = [];
         await op.consume(addresses.deadLetter(deviceId, 'sink'), { prefetch: 10 }, (d) => {
@@ -1075,6 +1105,29 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect((await first).status).toBe(200);
         await env.advance(50);
         expect(ran).toEqual(['slow']);
+      });
+
+      test('a method request over 128 KB (a caller that is not edgekit) is answered 413 without running the handler', async () => {
+        const s = await mod(Methods, 'server');
+        let ran = 0;
+        await s.handle('echo', (req) => {
+          ran++;
+          return { text: req.text };
+        });
+        const request = new TextEncoder().encode(
+          JSON.stringify({ method: 'echo', payload: { text: 'x'.repeat(130 * 1024) }, timeoutInMs: 10_000 }),
+        );
+        const reply = await op.request(addresses.methods(deviceId, 'server'), request, { timeoutInMs: WAIT });
+        const answer = JSON.parse(new TextDecoder().decode(reply)) as { status: number; payload: { message: string } };
+        expect(answer.status).toBe(413);
+        expect(answer.payload.message).toMatch(/limit/);
+        expect(ran).toBe(0);
+        const ok = await op.request(
+          addresses.methods(deviceId, 'server'),
+          new TextEncoder().encode(JSON.stringify({ method: 'echo', payload: { text: 'hi' }, timeoutInMs: 10_000 })),
+          { timeoutInMs: WAIT },
+        );
+        expect(JSON.parse(new TextDecoder().decode(ok))).toEqual({ status: 200, payload: { text: 'hi' } });
       });
 
       test('invoke validates its arguments: timeout range, payload size, method names', async () => {

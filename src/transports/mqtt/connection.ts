@@ -26,7 +26,14 @@ import { closeTimeout } from '../kit.js';
 import { connectFailed, describeReason, operationFailed } from './errors.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
-import { DirectWriter, encodeTopic, nothingStore, type PublishProperties, publishOptionsOf } from './packets.js';
+import {
+  DirectWriter,
+  encodeTopic,
+  nothingStore,
+  type PublishProperties,
+  publishOptionsOf,
+  publishPacketSize,
+} from './packets.js';
 import {
   checkAddress,
   checkClientId,
@@ -126,6 +133,27 @@ interface EarlyRequest {
 
 type State = 'connecting' | 'open' | 'closing' | 'ended';
 
+/** A QoS 1 publish sent and not yet acknowledged. */
+interface InFlightPublish {
+  /** Its packet size in bytes. */
+  readonly size: number;
+  reject(error: unknown): void;
+}
+
+/**
+ * What a transport's connections learn about the broker's size limit and keep for the next connection: the smallest
+ * packet it refused without announcing a limit (Infinity until then).
+ */
+export interface MqttSizeMemory {
+  refused: number;
+}
+
+/** MQTT 5's default Receive Maximum, when the broker announces none. */
+const MQTT_MAX_RECEIVE_MAXIMUM = 65_535;
+
+/** mqtt-packet's error for an acknowledgement whose reason code MQTT 5 does not allow there. */
+const INVALID_ACK = /^Invalid (puback|pubrec|pubrel|pubcomp) reason code/;
+
 /** The payload as bytes; a Buffer is one already (the core and its decoders take Buffers without copying). */
 function view(payload: Buffer | string): Uint8Array {
   return typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
@@ -213,6 +241,14 @@ export class MqttConnection implements TransportConnection {
    */
   private patternIdentifier = SubscriptionKind.observe + randomInt(0, 1 << 27);
   private clientTopics: Promise<void> | undefined;
+  /** The largest packet the broker takes: its CONNACK Maximum Packet Size, or the transport's `maxPacketBytes`. */
+  private sendLimit: number;
+  /** The broker's CONNACK Receive Maximum: QoS 1 publishes it takes unacknowledged at once. */
+  private sendQuota = MQTT_MAX_RECEIVE_MAXIMUM;
+  /** Publishes sent and not yet acknowledged. */
+  private readonly inFlight = new Set<InFlightPublish>();
+  /** Publishes waiting for the broker's Receive Maximum, in order. */
+  private readonly waitingPublishes: Array<() => void> = [];
   private syncCounter = 0;
   /** Makes sentinel tokens unique per connection: a late sentinel of an earlier connection must not match. */
   private readonly syncNonce = randomBytes(6).toString('hex');
@@ -223,14 +259,19 @@ export class MqttConnection implements TransportConnection {
     private readonly url: string,
     /** Credentials to mask in messages made from mqtt.js and socket errors. */
     private readonly secrets: readonly string[],
+    maxPacketBytes: number,
+    /** Shared by the transport's connections: see {@link MqttSizeMemory}. */
+    private readonly sizes: MqttSizeMemory,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
+    this.sendLimit = maxPacketBytes;
     this.writer = DirectWriter.for(client);
     client.handleMessage = (packet, callback) => this.onMessage(packet, callback);
     client.on('error', (error) => {
       this.lastError = error;
+      if (INVALID_ACK.test(error.message)) this.onUnreadableAck(error);
     });
     client.on('disconnect', (packet) => {
       this.serverDisconnectReason = packet.reasonCode ?? 0;
@@ -259,6 +300,12 @@ export class MqttConnection implements TransportConnection {
         cleanup();
         this.subscriptionIdentifiers = connack.properties?.subscriptionIdentifiersAvailable !== false;
         this.sharedSubscriptions = connack.properties?.sharedSubscriptionAvailable !== false;
+        const maximumPacketSize = connack.properties?.maximumPacketSize;
+        if (maximumPacketSize !== undefined && maximumPacketSize > 0) {
+          this.sendLimit = Math.min(this.sendLimit, maximumPacketSize);
+        }
+        const receiveMaximum = connack.properties?.receiveMaximum;
+        if (receiveMaximum !== undefined && receiveMaximum > 0) this.sendQuota = receiveMaximum;
         this.state = 'open';
         resolve();
       };
@@ -322,15 +369,54 @@ export class MqttConnection implements TransportConnection {
 
   /** Publishes at QoS 1 and resolves on the PUBACK; written by {@link DirectWriter} when it can take the packet. */
   private publishQos1(topic: QueueTopic, bytes: Uint8Array, properties: PublishProperties | undefined): Promise<void> {
-    return this.track<void>((resolve, reject) => {
-      const done = (error?: Error) => {
-        if (error) reject(operationFailed(error, 'publish', topic.name));
-        else resolve();
-      };
+    const size = publishPacketSize(topic.bytes.length, bytes.byteLength, properties);
+    return this.inPublishSlot(topic.name, size, (done) => {
       // The direct writer declines when the client cannot take the packet now; mqtt.js then queues or refuses it.
       if (this.writer?.publish(topic.bytes, bytes, properties, done)) return;
       this.client.publish(topic.name, toBuffer(bytes), publishOptionsOf(properties), done);
     });
+  }
+
+  /**
+   * Runs one QoS 1 publish within the broker's limits: refused with `message-too-large` when the packet is over the
+   * largest the broker takes (never sent: an oversize packet makes Mosquitto end the connection, or answer with a
+   * PUBACK that mqtt.js cannot read), and held back while the broker's Receive Maximum of unacknowledged publishes
+   * is in flight (MQTT 5 flow control, which mqtt.js does not do). Publishes leave in the order they were made.
+   */
+  private inPublishSlot(topic: string, size: number, send: (done: (error?: Error) => void) => void): Promise<void> {
+    return this.track<void>((resolve, reject) => {
+      const limit = Math.min(this.sendLimit, this.sizes.refused - 1);
+      if (size > limit) {
+        reject(
+          new EdgeKitError(
+            'message-too-large',
+            `mqtt publish on ${JSON.stringify(topic)} is a ${size}-byte packet; the broker at ${this.url} takes at most ${limit}`,
+            { details: { topic, size, limit } },
+          ),
+        );
+        return;
+      }
+      const start = () => {
+        const entry: InFlightPublish = { size, reject };
+        this.inFlight.add(entry);
+        send((error) => {
+          this.inFlight.delete(entry);
+          this.releasePublishSlots();
+          if (error) reject(operationFailed(error, 'publish', topic));
+          else resolve();
+        });
+      };
+      if (this.inFlight.size < this.sendQuota && this.waitingPublishes.length === 0) start();
+      else this.waitingPublishes.push(start);
+    });
+  }
+
+  private releasePublishSlots(): void {
+    while (this.inFlight.size < this.sendQuota && this.state === 'open') {
+      const next = this.waitingPublishes.shift();
+      if (next === undefined) return;
+      next();
+    }
   }
 
   /** The topic of a queue address, validated and encoded once per address (publishing is the hot path). */
@@ -719,6 +805,33 @@ export class MqttConnection implements TransportConnection {
     );
   }
 
+  /**
+   * mqtt.js could not read an acknowledgement: its parser stops for good, so the connection is dead and only the
+   * keep-alive would notice (after 1.5 times its interval). Mosquitto sends one for a publish over its
+   * `message_size_limit` (a PUBACK with reason 0x95, which MQTT 5 does not allow there) — that limit is not announced
+   * in the CONNACK, so which publish it was is not known. The largest publish in flight was over it: it is refused
+   * with `message-too-large` (sending it again would end every later connection the same way), its size remembered
+   * for the transport's later publishes, and the connection ended at once.
+   */
+  private onUnreadableAck(error: Error): void {
+    let largest: InFlightPublish | undefined;
+    for (const entry of this.inFlight) if (largest === undefined || entry.size > largest.size) largest = entry;
+    if (largest !== undefined) {
+      this.sizes.refused = Math.min(this.sizes.refused, largest.size);
+      this.inFlight.delete(largest);
+      largest.reject(
+        new EdgeKitError(
+          'message-too-large',
+          `the broker at ${this.url} refused a ${largest.size}-byte publish with an acknowledgement mqtt.js cannot read ` +
+            "(Mosquitto's message_size_limit does this; set the transport's maxPacketBytes to that limit, or use " +
+            'max_packet_size, which brokers announce)',
+          { cause: error, details: { size: largest.size } },
+        ),
+      );
+    }
+    this.fail(error, 'the broker sent an acknowledgement that cannot be read');
+  }
+
   /** Ends the connection after an error of its own: the socket is dropped and `closed` resolves with the reason. */
   private fail(error: unknown, what: string): void {
     if (this.state === 'ended') return;
@@ -746,6 +859,9 @@ export class MqttConnection implements TransportConnection {
     this.earlyRequests.clear();
     this.replies.clear();
     this.syncs.clear();
+    // Their promises were rejected above with the rest of the pending operations.
+    this.inFlight.clear();
+    this.waitingPublishes.length = 0;
     this.client.end(true);
     this.resolveClosed(cause);
   }
@@ -784,12 +900,8 @@ export class MqttConnection implements TransportConnection {
   }
 
   private publishPacket(topic: string, payload: Uint8Array, options: IClientPublishOptions): Promise<void> {
-    return this.track<void>((resolve, reject) => {
-      this.client.publish(topic, toBuffer(payload), options, (error) => {
-        if (error) reject(operationFailed(error, 'publish', topic));
-        else resolve();
-      });
-    });
+    const size = publishPacketSize(2 + Buffer.byteLength(topic, 'utf8'), payload.byteLength, undefined);
+    return this.inPublishSlot(topic, size, (done) => this.client.publish(topic, toBuffer(payload), options, done));
   }
 
   /**
@@ -1075,6 +1187,7 @@ export async function openConnection(
   lib: MqttLibrary,
   settings: ResolvedMqttOptions,
   options: TransportConnectOptions,
+  sizes: MqttSizeMemory = { refused: Number.POSITIVE_INFINITY },
 ): Promise<MqttConnection> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connect() needs an options object');
   const coreClientId = checkClientId(options.clientId);
@@ -1106,7 +1219,12 @@ export async function openConnection(
     clientId,
     // A persistent session: subscriptions and queued QoS 1 messages survive a disconnect for sessionExpiry seconds.
     clean: false,
-    properties: { sessionExpiryInterval: settings.sessionExpiryInSeconds },
+    properties: {
+      sessionExpiryInterval: settings.sessionExpiryInSeconds,
+      // Bounds what the broker sends: no packet over this size, no more than this many unacknowledged at once.
+      maximumPacketSize: settings.maxPacketBytes,
+      receiveMaximum: settings.receiveMaximum,
+    },
     keepalive: settings.keepaliveInSeconds,
     // The core owns reconnecting; mqtt.js must not reconnect, resubscribe or replay anything on its own.
     reconnectPeriod: 0,
@@ -1137,7 +1255,14 @@ export async function openConnection(
   } catch (error) {
     throw connectFailed(error, settings.displayUrl, settings.secrets);
   }
-  const connection = new MqttConnection(client, topics, settings.displayUrl, settings.secrets);
+  const connection = new MqttConnection(
+    client,
+    topics,
+    settings.displayUrl,
+    settings.secrets,
+    settings.maxPacketBytes,
+    sizes,
+  );
   await connection.start(timeoutInMs, signal);
   return connection;
 }

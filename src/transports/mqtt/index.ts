@@ -9,7 +9,7 @@ import type {
   TransportConnection,
   TransportConnectOptions,
 } from '../../transport.js';
-import { openConnection } from './connection.js';
+import { type MqttSizeMemory, openConnection } from './connection.js';
 import { loadMqtt } from './load-mqtt.js';
 import { type MqttTransportOptions, type ResolvedMqttOptions, resolveOptions } from './options.js';
 
@@ -19,6 +19,8 @@ export { DEFAULT_TOPIC_PREFIX } from './topics.js';
 class MqttTransport implements Transport {
   readonly name = 'mqtt';
   readonly capabilities: TransportCapabilities;
+  /** What connections learn of the broker's size limit outlives them: a refused size is not sent again. */
+  private readonly sizes: MqttSizeMemory = { refused: Number.POSITIVE_INFINITY };
 
   constructor(private readonly settings: ResolvedMqttOptions) {
     this.capabilities = {
@@ -33,7 +35,7 @@ class MqttTransport implements Transport {
 
   async connect(options: TransportConnectOptions): Promise<TransportConnection> {
     const lib = this.settings.lib ?? (await loadMqtt());
-    return openConnection(lib, this.settings, options);
+    return openConnection(lib, this.settings, options, this.sizes);
   }
 }
 

@@ -80,6 +80,19 @@ export interface MqttTransportOptions {
    * lost (see docs/transports/mqtt.md).
    */
   readonly shareGroup?: string;
+  /**
+   * The largest MQTT packet this client takes, in bytes, announced to the broker (MQTT 5 Maximum Packet Size): the
+   * broker drops a larger message for this client rather than send it (Mosquitto logs it). edgekit's own messages
+   * are at most 256 KiB. It is also the largest packet the client sends, unless the broker announces a smaller
+   * maximum — set it to match a broker limit that is not announced (Mosquitto's `message_size_limit`). A publish over
+   * the limit is refused with `message-too-large`. Default 524 288 (512 KiB).
+   */
+  readonly maxPacketBytes?: number;
+  /**
+   * Unacknowledged QoS 1 messages the broker may send this client at once (MQTT 5 Receive Maximum): bounds the
+   * memory held by inputs not yet handled to about this many messages. Default 128.
+   */
+  readonly receiveMaximum?: number;
   /** The `mqtt` module to use instead of importing it (for bundlers, tests, or a patched copy). */
   readonly lib?: MqttLibrary;
 }
@@ -103,6 +116,8 @@ export interface ResolvedMqttOptions {
   readonly clientIdPrefix: string;
   readonly clientId: string | undefined;
   readonly shareGroup: string | undefined;
+  readonly maxPacketBytes: number;
+  readonly receiveMaximum: number;
   readonly lib: MqttLibrary | undefined;
 }
 
@@ -114,6 +129,14 @@ export interface ResolvedTls {
   readonly rejectUnauthorized: boolean;
   readonly servername: string | undefined;
 }
+
+/** 256 KiB of envelope, its topic and properties, with room for a dead letter's reason. */
+const DEFAULT_MAX_PACKET_BYTES = 512 * 1024;
+/** Below this, twin documents (32 KB) and route tables would not fit. */
+const MIN_PACKET_BYTES = 64 * 1024;
+/** MQTT's own limit: a Remaining Length of 268 435 455 plus the fixed header. */
+const MAX_PACKET_BYTES = 268_435_460;
+const DEFAULT_RECEIVE_MAXIMUM = 128;
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'url',
@@ -127,6 +150,8 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'clientIdPrefix',
   'clientId',
   'shareGroup',
+  'maxPacketBytes',
+  'receiveMaximum',
   'lib',
 ]);
 const KNOWN_TLS_OPTIONS: ReadonlySet<string> = new Set([
@@ -342,6 +367,14 @@ export function resolveOptions(options: unknown): ResolvedMqttOptions {
     clientIdPrefix,
     clientId,
     shareGroup: checkShareGroup(options.shareGroup),
+    maxPacketBytes: integerInRange(
+      options.maxPacketBytes,
+      'maxPacketBytes',
+      MIN_PACKET_BYTES,
+      MAX_PACKET_BYTES,
+      DEFAULT_MAX_PACKET_BYTES,
+    ),
+    receiveMaximum: integerInRange(options.receiveMaximum, 'receiveMaximum', 1, 0xffff, DEFAULT_RECEIVE_MAXIMUM),
     lib: checkLib(options.lib),
   };
 }

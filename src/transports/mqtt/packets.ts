@@ -77,22 +77,11 @@ export function encodePublish(
   const responseTopic = properties?.responseTopic;
   const correlation = properties?.correlationData;
   const user = properties?.userProperty;
-  let propertiesLength = 0;
-  let responseTopicLength = 0;
-  let nameLength = 0;
-  let valueLength = 0;
-  if (expiry !== undefined) propertiesLength += 5;
-  if (responseTopic !== undefined) {
-    responseTopicLength = twoByteLength('the response topic', Buffer.byteLength(responseTopic, 'utf8'));
-    propertiesLength += 3 + responseTopicLength;
-  }
-  if (correlation !== undefined) propertiesLength += 3 + twoByteLength('correlation data', correlation.byteLength);
-  if (user !== undefined) {
-    nameLength = twoByteLength('a user property name', Buffer.byteLength(user[0], 'utf8'));
-    valueLength = twoByteLength('a user property value', Buffer.byteLength(user[1], 'utf8'));
-    propertiesLength += 5 + nameLength + valueLength;
-  }
-  const remaining = topic.length + 2 + varIntSize(propertiesLength) + propertiesLength + payload.byteLength;
+  const { propertiesLength, responseTopicLength, nameLength, valueLength, remaining } = publishLayout(
+    topic.length,
+    payload.byteLength,
+    properties,
+  );
   if (remaining > MAX_REMAINING_LENGTH) throw new RangeError(`a ${remaining}-byte PUBLISH is too large for MQTT`);
   const buffer = Buffer.allocUnsafe(1 + varIntSize(remaining) + remaining);
   buffer[0] = PUBLISH_QOS1;
@@ -125,6 +114,55 @@ export function encodePublish(
   }
   buffer.set(payload, at);
   return buffer;
+}
+
+interface PublishLayout {
+  readonly propertiesLength: number;
+  readonly responseTopicLength: number;
+  readonly nameLength: number;
+  readonly valueLength: number;
+  /** The packet's Remaining Length. */
+  readonly remaining: number;
+}
+
+function publishLayout(
+  topicBytes: number,
+  payloadBytes: number,
+  properties: PublishProperties | undefined,
+): PublishLayout {
+  let propertiesLength = 0;
+  let responseTopicLength = 0;
+  let nameLength = 0;
+  let valueLength = 0;
+  if (properties?.messageExpiryInterval !== undefined) propertiesLength += 5;
+  if (properties?.responseTopic !== undefined) {
+    responseTopicLength = twoByteLength('the response topic', Buffer.byteLength(properties.responseTopic, 'utf8'));
+    propertiesLength += 3 + responseTopicLength;
+  }
+  const correlation = properties?.correlationData;
+  if (correlation !== undefined) propertiesLength += 3 + twoByteLength('correlation data', correlation.byteLength);
+  const user = properties?.userProperty;
+  if (user !== undefined) {
+    nameLength = twoByteLength('a user property name', Buffer.byteLength(user[0], 'utf8'));
+    valueLength = twoByteLength('a user property value', Buffer.byteLength(user[1], 'utf8'));
+    propertiesLength += 5 + nameLength + valueLength;
+  }
+  // Topic (with its length prefix), packet identifier, properties (with their length), payload.
+  const remaining = topicBytes + 2 + varIntSize(propertiesLength) + propertiesLength + payloadBytes;
+  return { propertiesLength, responseTopicLength, nameLength, valueLength, remaining };
+}
+
+/**
+ * The size in bytes of a QoS 1 PUBLISH as {@link encodePublish} (and mqtt.js) writes it — what a broker compares
+ * with its Maximum Packet Size. `topicBytes` is the encoded topic with its 2-byte length prefix.
+ */
+export function publishPacketSize(
+  topicBytes: number,
+  payloadBytes: number,
+  properties: PublishProperties | undefined,
+): number {
+  const { remaining } = publishLayout(topicBytes, payloadBytes, properties);
+  return 1 + varIntSize(remaining) + remaining;
 }
 
 /** Encodes a successful PUBACK (reason code 0 and no properties may be left out: Remaining Length 2). */

@@ -14,8 +14,8 @@ function key(): string {
   return `twin/${unique('dev')}/mod/desired`;
 }
 
-async function pair() {
-  const transport = transportFor(broker().url);
+async function pair(options: Parameters<typeof transportFor>[1] = {}) {
+  const transport = transportFor(broker().url, options);
   const device = unique('dev');
   const writer = await connections.open(transport, { clientId: `${device}/writer` });
   const reader = await connections.open(transport, { clientId: `${device}/reader` });
@@ -43,13 +43,24 @@ describe('retained values', () => {
   });
 
   it('waits for a large retained value that arrives in many TCP segments after the SUBACK', async () => {
-    const { writer, reader } = await pair();
+    // 2 MiB: over the default packet limit, which both sides raise here.
+    const { writer, reader } = await pair({ maxPacketBytes: 4 * 1024 * 1024 });
     const k = key();
     const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => i % 251);
     await writer.setRetained(k, big);
     const value = await reader.getRetained(k);
     expect(value?.byteLength).toBe(big.byteLength);
     expect(Buffer.from(value!).equals(Buffer.from(big))).toBe(true);
+  });
+
+  it('refuses a value over the packet limit with message-too-large, and the connection keeps working', async () => {
+    const { writer, reader } = await pair();
+    const k = key();
+    await expect(writer.setRetained(k, new Uint8Array(600 * 1024))).rejects.toMatchObject({
+      code: 'message-too-large',
+    });
+    await writer.setRetained(k, utf8('small'));
+    expect(text(await reader.getRetained(k))).toBe('small');
   });
 
   it('reads many keys concurrently, each with its own answer', async () => {
