@@ -34,6 +34,11 @@ export interface StartMosquittoOptions {
   readonly acl?: readonly string[];
   /** Extra config lines appended verbatim (e.g. `max_inflight_messages 5`). */
   readonly config?: readonly string[];
+  /**
+   * A whole configuration file (such as docs/brokers/mosquitto.conf) used instead of the test defaults: its
+   * `listener` becomes this broker's loopback port and its `persistence_location` the broker's folder; comments go.
+   */
+  readonly configFile?: string;
   /** Ask for Mosquitto's debug log in {@link Mosquitto.log} (noisy; for diagnosing a failing test). */
   readonly verbose?: boolean;
 }
@@ -96,7 +101,32 @@ function writePasswordFile(file: string, users: Readonly<Record<string, string>>
   }
 }
 
+/** The lines of `text` (a mosquitto.conf), with its listener and persistence folder moved to this test broker's. */
+function adoptConfigFile(text: string, port: number, dir: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      if (/^listener\s/.test(line)) return `listener ${port} 127.0.0.1`;
+      if (/^persistence_location\s/.test(line)) return `persistence_location ${dir}${path.sep}`;
+      return line;
+    });
+}
+
 function buildConfig(port: number, dir: string, options: StartMosquittoOptions): string {
+  if (options.configFile !== undefined) {
+    const lines = [
+      ...adoptConfigFile(options.configFile, port, dir),
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
+      ...(options.config ?? []),
+    ];
+    return `${lines.join('\n')}\n`;
+  }
   const lines = [
     `listener ${port} 127.0.0.1`,
     'set_tcp_nodelay true',

@@ -47,6 +47,13 @@ export interface StartRabbitMQOptions {
   readonly permissions?: Readonly<Record<string, UserPermissions>>;
   /** Virtual hosts besides `/`. */
   readonly vhosts?: readonly string[];
+  /**
+   * A rabbitmq.conf (such as docs/brokers/rabbitmq.conf) whose settings are added to the node's, except its
+   * listeners and `load_definitions`, which stay the test's (loopback port, test users).
+   */
+  readonly configFile?: string;
+  /** A definitions JSON whose `policies` (and their vhosts) are loaded with the test's users. */
+  readonly definitionsFile?: string;
 }
 
 /**
@@ -142,6 +149,10 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
     topic_permissions: Object.entries(options.permissions ?? {}).flatMap(([user, p]) =>
       vhosts.flatMap((vhost) => (p.topics ?? []).map((t) => ({ user, vhost, ...t }))),
     ),
+    policies:
+      options.definitionsFile === undefined
+        ? []
+        : ((JSON.parse(options.definitionsFile) as { policies?: unknown[] }).policies ?? []),
   };
   await writeFile(path.join(dir, 'definitions.json'), JSON.stringify(definitions));
   const tls = options.tls;
@@ -153,6 +164,11 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
       'log.console = false',
       'log.file.level = info',
       'disk_free_limit.absolute = 50MB',
+      ...(options.configFile ?? '')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'))
+        .filter((line) => !/^(listeners\.|load_definitions|disk_free_limit)/.test(line)),
       ...(tls === undefined
         ? []
         : [
