@@ -34,6 +34,11 @@ export interface ConformanceEnvironment {
   cut(participant: string, options?: { refuse?: boolean }): Promise<void>;
   /** Lets a participant connect again after `cut(…, { refuse: true })`. */
   restore(participant: string): Promise<void>;
+  /**
+   * Optional: makes the participant's link go silent, as a black-holing network does — nothing reaches either side,
+   * nothing is closed — until it is {@link cut}. The cases that need it are skipped (with the reason) without it.
+   */
+  stall?(participant: string): Promise<void>;
   /** The clock modules must use (a manual one for in-process transports, the system clock for real brokers). */
   readonly clock: Clock;
   /** Lets `ms` of broker time pass: advances a manual clock or waits in real time. */
@@ -96,6 +101,15 @@ function waitUntil(
     }
     subscribe?.(check);
   });
+}
+
+/** Like {@link waitUntil}, for a condition that must ask the broker. */
+async function waitUntilAsync(done: () => Promise<boolean>, what: string, timeoutInMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutInMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutInMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** A promise resolved from outside, for handlers that wait on the test. */
@@ -226,10 +240,11 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       await env.close();
     });
 
-    const test = (name: string, fn: () => Promise<void>, timeout = 30_000) => {
+    /** A case; `skip(reason)` inside it skips it when the environment lacks something it needs. */
+    const test = (name: string, fn: (context: { skip(reason: string): void }) => Promise<void>, timeout = 30_000) => {
       const reason = skipped.get(name);
-      if (reason !== undefined) it.skip(`${name} — skipped: ${reason}`, fn);
-      else it(name, fn, timeout);
+      if (reason !== undefined) it.skip(`${name} — skipped: ${reason}`, () => undefined);
+      else it(name, (context) => fn({ skip: (why) => context.skip(why) }), timeout);
     };
 
     async function mod<C extends ModuleContract>(
@@ -1243,6 +1258,41 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect(res).toMatchObject({ ok: true, payload: { text: 'again' } });
         await updateDesired(op, deviceId, 'server', { limit: 3 });
         await waitUntil(() => desired.length === 1, 'desired after reconnect', WAIT);
+      });
+
+      test('close() finishes within its drainTimeoutInMs while the link is silent; the last will marks the module offline', async ({
+        skip,
+      }) => {
+        if (env.stall === undefined) return skip('the environment cannot make a link go silent (no stall)');
+        const client = await mod(Twinned, 'quiet');
+        await env.stall('quiet');
+        // Work in flight that the broker will never answer.
+        const report = client.report({ note: 'lost in the partition' }, { timeoutInMs: 60_000 }).catch((e) => e);
+        const started = Date.now();
+        const closing = client.close({ drainTimeoutInMs: 1_000 });
+        await env.advance(1_000);
+        await closing;
+        expect(Date.now() - started).toBeLessThan(1_000 + 1_000);
+        expect(client.state).toEqual({ state: 'closed' });
+        expect(await report).toBeInstanceOf(Error);
+        await waitUntilAsync(
+          async () => (await readPresence(op, deviceId, 'quiet'))?.state === 'offline',
+          'the module to show offline',
+          WAIT,
+        );
+      });
+
+      test('a flapping link (cut again soon after each reconnect): the module ends up connected and takes input', async () => {
+        const { sink, inbox } = await sinkInbox('flappy');
+        for (let cut = 0; cut < 25; cut++) {
+          await waitUntil(() => sink.state.state === 'connected', `reconnect ${cut}`, WAIT);
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20)));
+          await env.cut('flappy');
+        }
+        await inject('flappy', 'in', { n: 7 });
+        const messages = await inbox.waitFor(1, WAIT * 2);
+        expect(messages.map((m) => m.body)).toEqual([{ n: 7 }]);
+        expect(sink.stats().reconnects).toBeGreaterThanOrEqual(1);
       });
 
       test('close() during a reconnect leaves nothing connected and the module offline', async () => {

@@ -62,6 +62,30 @@ describe('test hub', () => {
     await expect.poll(() => seen).toEqual([1, 2]);
   });
 
+  test('partition: the module hears nothing and its calls stay pending; takeOffline and bringOnline end it', async () => {
+    await using hub = await createTestHub();
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    const seen: number[] = [];
+    await echo.onInput('in', (m) => {
+      seen.push(m.body.n);
+    });
+    await hub.partition('echo');
+    await hub.send('echo', 'in', { n: 1 });
+    const twin = echo.getTwin({ timeoutInMs: 60_000 });
+    let settled = false;
+    void twin.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toEqual([]);
+    expect(settled).toBe(false);
+    await hub.takeOffline('echo');
+    await expect(twin).rejects.toMatchObject({ code: 'connection-lost' });
+    await hub.bringOnline('echo');
+    await expect.poll(() => seen).toEqual([1]);
+  });
+
   test('a manual clock controls TTLs: an expired message is never delivered', async () => {
     const clock = new ManualClock();
     await using hub = await createTestHub({ clock });

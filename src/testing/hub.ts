@@ -387,6 +387,16 @@ export class TestHub implements AsyncDisposable {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
+  /**
+   * Makes a module's link go silent, as a black-holing network does: nothing reaches it or the broker, its operations
+   * stay pending, nothing is closed — until {@link takeOffline} cuts it. For testing what a module does in a partition
+   * (its timeouts, a bounded `close()`).
+   */
+  async partition(moduleId: string): Promise<void> {
+    this.broker.stall(`${this.deviceId}/${checkName('module id', moduleId)}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   /** Lets a module reconnect and waits until it is connected again (advancing a manual clock as needed). */
   async bringOnline(moduleId: string, options: WaitOptions = {}): Promise<void> {
     const clientId = `${this.deviceId}/${checkName('module id', moduleId)}`;

@@ -15,7 +15,8 @@ import type { ConformanceEnvironment, ConformanceTarget } from './conformance.js
 export function faultableTransports(
   base: Transport,
   kill: (connection: TransportConnection) => void,
-): Pick<ConformanceEnvironment, 'transport' | 'cut' | 'restore'> {
+  silence?: (connection: TransportConnection) => void,
+): Pick<ConformanceEnvironment, 'transport' | 'cut' | 'restore' | 'stall'> {
   const connections = new Map<string, Set<TransportConnection>>();
   const refused = new Set<string>();
   const transports = new Map<string, Transport>();
@@ -52,6 +53,13 @@ export function faultableTransports(
     async restore(participant) {
       refused.delete(participant);
     },
+    ...(silence === undefined
+      ? {}
+      : {
+          async stall(participant: string) {
+            for (const conn of connections.get(participant) ?? []) silence(conn);
+          },
+        }),
   };
 }
 
@@ -61,8 +69,11 @@ export function memoryConformanceTarget(): ConformanceTarget {
     name: 'memory',
     async environment() {
       const broker = new MemoryBroker();
-      const faults = faultableTransports(broker.transport(), (conn) =>
-        (conn as MemoryConnection).end(new EdgeKitError('connection-lost', 'connection cut by the test'), true),
+      const faults = faultableTransports(
+        broker.transport(),
+        (conn) =>
+          (conn as MemoryConnection).end(new EdgeKitError('connection-lost', 'connection cut by the test'), true),
+        (conn) => (conn as MemoryConnection).stall(),
       );
       return {
         ...faults,

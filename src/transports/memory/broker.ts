@@ -3,7 +3,7 @@
  * at-least-once delivery (unacked messages return on disconnect), retained values, request/reply, last wills, and
  * simulated connection loss. It moves bytes only; the core does everything else, exactly as over MQTT or AMQP.
  */
-import { type Clock, systemClock } from '../../clock.js';
+import { type Clock, sleep, systemClock } from '../../clock.js';
 import { EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { checkAddressPattern, matchesAddressPattern } from '../../names.js';
 import type {
@@ -95,6 +95,9 @@ export interface BrokerEvent {
   readonly bytes: Uint8Array | null;
 }
 
+/** How long a graceful close of a connection whose link is silent waits for an answer that never comes. */
+const STALLED_CLOSE_TIMEOUT_MS = 5_000;
+
 /** Options for {@link MemoryBroker}. */
 export interface MemoryBrokerOptions {
   /** Time source for TTLs and request timeouts; default the system clock. */
@@ -164,6 +167,23 @@ export class MemoryBroker {
     for (const [id, conn] of [...this.connections]) {
       if (id === clientId || id.startsWith(`${clientId}/`)) {
         conn.end(new EdgeKitError('connection-lost', 'connection lost (simulated by the memory broker)'), true);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /**
+   * Makes the link of the connection(s) whose client id equals `clientId` or starts with `clientId/` go silent, as a
+   * black-holing network does: nothing is delivered to them and nothing they do reaches the broker (their operations
+   * stay pending), yet nothing is closed. It lasts until the connection ends (see {@link disconnect}); a graceful
+   * close in the meantime gets no answer, so the last will fires. Returns how many connections were stalled.
+   */
+  stall(clientId: string): number {
+    let count = 0;
+    for (const [id, conn] of this.connections) {
+      if (id === clientId || id.startsWith(`${clientId}/`)) {
+        conn.stall();
         count++;
       }
     }
@@ -295,7 +315,7 @@ export class MemoryBroker {
     while (q.messages.length > 0 && q.consumers.length > 0 && idle < q.consumers.length) {
       const consumer = q.consumers[q.next % q.consumers.length] as Consumer;
       q.next = (q.next + 1) % Math.max(1, q.consumers.length);
-      if (!consumer.active || consumer.unacked.size >= consumer.prefetch) {
+      if (!consumer.active || consumer.conn.isStalled || consumer.unacked.size >= consumer.prefetch) {
         idle++;
         continue;
       }
@@ -396,6 +416,8 @@ export class MemoryBroker {
       const onAbort = () => finish(() => reject(new EdgeKitError('aborted', 'request aborted')));
       options.abortSignal?.addEventListener('abort', onAbort, { once: true });
       queueMicrotask(() => {
+        // A server behind a silent link never hears of the request: the caller times out.
+        if (server.conn.isStalled) return;
         server.handler(copy).then(
           (reply) => {
             if (server.conn.isOpen) finish(() => resolve(new Uint8Array(reply)));
@@ -416,6 +438,9 @@ export class MemoryConnection implements TransportConnection {
   readonly closed: Promise<Error | undefined>;
   private resolveClosed!: (e: Error | undefined) => void;
   private open = true;
+  /** Pending while the link is silent; rejects when the connection ends. */
+  private silence: Promise<never> | undefined;
+  private endSilence: ((cause: Error) => void) | undefined;
   private readonly consumers = new Map<Consumer, string>();
   private readonly cleanups = new Set<() => void>();
 
@@ -433,6 +458,20 @@ export class MemoryConnection implements TransportConnection {
     return this.open;
   }
 
+  /** @internal True while the link is silent (see {@link MemoryBroker.stall}). */
+  get isStalled(): boolean {
+    return this.silence !== undefined;
+  }
+
+  /** @internal See {@link MemoryBroker.stall}. */
+  stall(): void {
+    if (!this.open || this.silence !== undefined) return;
+    this.silence = new Promise<never>((_, reject) => {
+      this.endSilence = reject;
+    });
+    this.silence.catch(() => undefined);
+  }
+
   addressOf(consumer: Consumer): string {
     return this.consumers.get(consumer) ?? '';
   }
@@ -448,12 +487,14 @@ export class MemoryConnection implements TransportConnection {
 
   async publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     if (!(bytes instanceof Uint8Array)) throw new TypeError('publish: bytes must be a Uint8Array');
     this.broker.publish(address, bytes, options);
   }
 
   async consume(address: string, options: ConsumeOptions, onDelivery: (d: Delivery) => void): Promise<Subscription> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     if (!Number.isInteger(options.prefetch) || options.prefetch < 1)
       throw new RangeError('consume: prefetch must be an integer ≥ 1');
     const consumer: Consumer = { conn: this, prefetch: options.prefetch, onDelivery, unacked: new Set(), active: true };
@@ -469,15 +510,17 @@ export class MemoryConnection implements TransportConnection {
 
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     this.broker.setRetained(key, value);
   }
 
   async observe(pattern: string, onMessage: ObserveHandler): Promise<Subscription> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const segments = checkAddressPattern(pattern);
     if (typeof onMessage !== 'function') throw new TypeError('observe: onMessage must be a function');
     const stop = this.broker.tap((event) => {
-      if (event.kind !== 'publish' || event.bytes === null || !this.open) return;
+      if (event.kind !== 'publish' || event.bytes === null || !this.open || this.isStalled) return;
       if (!matchesAddressPattern(segments, event.address)) return;
       try {
         onMessage(event.address, new Uint8Array(event.bytes));
@@ -496,19 +539,22 @@ export class MemoryConnection implements TransportConnection {
 
   async listRetained(pattern: string): Promise<ReadonlyMap<string, Uint8Array>> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     return this.broker.listRetained(checkAddressPattern(pattern));
   }
 
   async getRetained(key: string): Promise<Uint8Array | undefined> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const v = this.broker.getRetained(key);
     return v === undefined ? undefined : new Uint8Array(v);
   }
 
   async watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const stop = this.broker.watch(key, (v) => {
-      if (this.open) onValue(v === undefined ? undefined : new Uint8Array(v));
+      if (this.open && !this.isStalled) onValue(v === undefined ? undefined : new Uint8Array(v));
     });
     this.cleanups.add(stop);
     return {
@@ -521,11 +567,13 @@ export class MemoryConnection implements TransportConnection {
 
   async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     return this.broker.request(address, bytes, options);
   }
 
   async serve(address: string, handler: RequestHandler): Promise<Subscription> {
     this.check();
+    if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const stop = this.broker.serve(address, this, handler);
     this.cleanups.add(stop);
     return {
@@ -536,9 +584,17 @@ export class MemoryConnection implements TransportConnection {
     };
   }
 
-  /** Closes at once: nothing to wait for in one process. */
+  /**
+   * Closes at once: nothing to wait for in one process — unless the link is silent: then no goodbye reaches the
+   * broker, so after the close timeout the connection is dropped and its last will fires, as on a real broker.
+   */
   async close(options?: TransportCloseOptions): Promise<void> {
-    closeTimeout(options, 0);
+    const timeout = closeTimeout(options, STALLED_CLOSE_TIMEOUT_MS);
+    if (this.isStalled && this.open) {
+      await sleep(this.broker.clock, timeout);
+      this.end(undefined, true);
+      return;
+    }
     this.end(undefined, false);
   }
 
@@ -546,6 +602,7 @@ export class MemoryConnection implements TransportConnection {
   end(cause: Error | undefined, fireWill: boolean): void {
     if (!this.open) return;
     this.open = false;
+    this.endSilence?.(cause ?? new EdgeKitError('closed', `connection ${this.clientId} is closed`));
     for (const stop of this.cleanups) stop();
     this.cleanups.clear();
     for (const [consumer, address] of this.consumers) {

@@ -48,6 +48,9 @@ export function proxiedEnvironment(
     async restore(participant) {
       (await proxyFor(participant)).heal();
     },
+    async stall(participant) {
+      (await proxyFor(participant)).stall();
+    },
     clock: systemClock,
     advance: (ms) => sleep(systemClock, ms),
     async close() {
