@@ -1,9 +1,9 @@
 /**
  * vitest globalSetup for the AMQP integration tests: one RabbitMQ for every suite (a node takes about 6 s to boot,
- * and this machine has two cores), with an AMQPS listener (test CA, client certificates required), an extra user and
- * an extra vhost. Suites read its URL with `inject('rabbitmq')`. A suite that must restart the broker
- * asks this process to do it through a small loopback control endpoint, so the node stays owned — and stopped — by
- * the process that started it.
+ * and this machine has two cores), with an AMQPS listener (test CA, client certificates required), extra users, an
+ * extra vhost and a `max_message_size` of {@link MAX_MESSAGE_SIZE}. Suites read its URL with `inject('rabbitmq')`.
+ * A suite that must restart the broker asks this process to do it through a small loopback control endpoint, so the
+ * node stays owned — and stopped — by the process that started it.
  */
 import http from 'node:http';
 import type { TestProject } from 'vitest/node';
@@ -18,20 +18,31 @@ export const TEST_USERS = {
   'no-routes': 'no-routes-secret',
   /** May do everything guest may, except declare the last-value queues of route tables. */
   'no-route-queues': 'no-route-queues-secret',
+  /** May do everything guest may, including consume messages, except publish them (write on `edgekit.messages`). */
+  'no-messages': 'no-messages-secret',
 } as const;
 export const TEST_VHOST = 'edge';
 
 /**
- * Narrower rights for two users, both for the default prefix `edgekit` (retained keys go to the topic exchange
+ * The broker's `max_message_size` (bytes of a message body): 512 KiB, the value the production docs recommend, so
+ * the tests run against what deployments run, and can go over it cheaply (RabbitMQ's default is 128 MiB).
+ */
+export const MAX_MESSAGE_SIZE = 524_288;
+
+/**
+ * Narrower rights for three users, all for the default prefix `edgekit` (retained keys go to the topic exchange
  * `edgekit.retained` with their last-value queue's name, `edgekit.retained.<key with dots>`, as routing key): the
  * topic permission refuses `no-routes` every publish of a `routes/…` key; the configure permission refuses
- * `no-route-queues` declaring a `routes/…` key's queue, which a transport connection does before its first write.
+ * `no-route-queues` declaring a `routes/…` key's queue, which a transport connection does before its first write;
+ * the write permission refuses `no-messages` publishing to the messages exchange (a direct exchange: RabbitMQ checks
+ * topic permissions on topic exchanges only, so it is all messages or none), while it may still bind queues to it.
  */
 export const TEST_PERMISSIONS = {
   'no-routes': {
     topics: [{ exchange: 'edgekit.retained', write: '^edgekit\\.retained\\.(?!routes\\.)', read: '.*' }],
   },
   'no-route-queues': { configure: '^(?!edgekit\\.retained\\.routes\\.)' },
+  'no-messages': { write: '^(?!edgekit\\.messages$)' },
 } as const;
 
 export interface SharedRabbitMQ {
@@ -66,6 +77,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     users: TEST_USERS,
     permissions: TEST_PERMISSIONS,
     vhosts: [TEST_VHOST],
+    maxMessageSize: MAX_MESSAGE_SIZE,
   });
   let restarting: Promise<void> | undefined;
   const control = http.createServer((request, response) => {
