@@ -1,7 +1,8 @@
 /**
- * One edgekit transport connection on amqplib: an AMQP connection with a confirm channel for publishing, short-lived
- * channels for declarations and retained reads, and one channel per consumer, watch and server. Every amqplib error
- * is translated here; the core only ever sees `EdgeKitError`s.
+ * One edgekit transport connection on amqplib: an AMQP connection with a confirm channel for publishing (replaced
+ * when RabbitMQ refuses one publish, see publisher.ts), short-lived channels for declarations and retained reads, and
+ * one channel per consumer, watch and server. Every amqplib error is translated here; the core only ever sees
+ * `EdgeKitError`s.
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
@@ -24,6 +25,7 @@ import { closeTimeout } from '../kit.js';
 import { AckBatcher } from './ack-batcher.js';
 import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
 import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
+import { type BrokerLimits, ConfirmPublisher } from './publisher.js';
 import { coalesceSocketWrites, socketOf } from './socket-writes.js';
 import {
   AMQP_MAX_PRIORITY,
@@ -224,12 +226,14 @@ export class AmqpConnection implements TransportConnection {
   private readonly idPrefix = `${randomUUID()}-`;
   private requestCount = 0;
   private requestChannelReady: Channel | undefined;
+  private readonly publisher: ConfirmPublisher;
 
   private constructor(
     private readonly model: ChannelModel,
-    private readonly confirm: ConfirmChannel,
+    confirm: ConfirmChannel,
     private readonly names: Topology,
     private readonly options: ResolvedAmqpOptions,
+    limits: BrokerLimits,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -243,12 +247,12 @@ export class AmqpConnection implements TransportConnection {
     model.on('close', (error?: Error) => {
       this.lose(error ?? this.lastConnectionError ?? new Error('the broker closed the connection'));
     });
-    confirm.on('error', (error: Error) => {
-      this.lastConnectionError = error;
+    this.publisher = new ConfirmPublisher(confirm, limits, {
+      openChannel: () => model.createConfirmChannel(),
+      lose: (cause) => this.lose(cause ?? this.lastConnectionError ?? new Error('the publishing channel closed')),
+      // The broker returns an unroutable mandatory message before it confirms it: the confirm callback then knows.
+      returned: (message) => this.unroutable.add(message.fields.routingKey),
     });
-    confirm.on('close', () => this.lose(this.lastConnectionError ?? new Error('the publishing channel closed')));
-    // The broker returns an unroutable mandatory message before it confirms it: the confirm callback then knows.
-    confirm.on('return', (message: Message) => this.unroutable.add(message.fields.routingKey));
   }
 
   /** Opens the channels, declares the exchanges and arms the will; closes the connection if any step fails. */
@@ -256,9 +260,10 @@ export class AmqpConnection implements TransportConnection {
     model: ChannelModel,
     options: ResolvedAmqpOptions,
     connectOptions: TransportConnectOptions,
+    limits: BrokerLimits,
   ): Promise<AmqpConnection> {
     const confirm = await model.createConfirmChannel();
-    const connection = new AmqpConnection(model, confirm, options.names, options);
+    const connection = new AmqpConnection(model, confirm, options.names, options, limits);
     try {
       const channel = await connection.topologySlot.get();
       await Promise.all([
@@ -350,7 +355,7 @@ export class AmqpConnection implements TransportConnection {
       const closedError = new EdgeKitError('closed', 'the AMQP connection was closed');
       for (const request of [...this.requests.values()]) request.reject(closedError);
       // Let publishes already sent get their confirms, so a send that raced close() is not reported as failed.
-      await withTimeout(this.confirm.waitForConfirms().catch(noop), left());
+      await withTimeout(this.publisher.drain(), left());
       this.failPending(closedError);
       // Close the consumer channels first: a channel's close follows its acks on the wire, so every ack the core
       // gave is settled before the connection goes (amqplib may write a connection close ahead of other channels).
@@ -415,15 +420,19 @@ export class AmqpConnection implements TransportConnection {
 
   // ---- publishing ----
 
-  /** Publishes on the confirm channel; resolves on the broker's ack, telling whether the message was unroutable. */
+  /**
+   * Publishes on the confirm channel; resolves on the broker's ack, telling whether the message was unroutable.
+   * `target` names the address or key in errors.
+   */
   private publishConfirmed(
     exchange: string,
     routingKey: string,
     bytes: Uint8Array,
     properties: Options.Publish,
+    target: string,
   ): Promise<'routed' | 'returned'> {
     return new Promise((resolve, reject) => {
-      this.confirm.publish(exchange, routingKey, bufferOf(bytes), properties, (error: unknown) => {
+      this.publisher.publish(exchange, routingKey, bufferOf(bytes), properties, target, (error: unknown) => {
         if (error === null || error === undefined) resolve(this.unroutable.has(routingKey) ? 'returned' : 'routed');
         else if (this.state === 'open' && /nack/i.test(messageOf(error))) {
           reject(
@@ -450,13 +459,14 @@ export class AmqpConnection implements TransportConnection {
     exchange: string,
     bytes: Uint8Array,
     properties: Options.Publish,
+    target: string,
   ): Promise<void> {
     if (!this.ready.has(queue)) await ensure(queue);
-    if ((await this.publishConfirmed(exchange, queue, bytes, properties)) === 'routed') return;
+    if ((await this.publishConfirmed(exchange, queue, bytes, properties, target)) === 'routed') return;
     this.ready.delete(queue);
     this.declared.delete(queue);
     await ensure(queue);
-    if ((await this.publishConfirmed(exchange, queue, bytes, properties)) === 'routed') return;
+    if ((await this.publishConfirmed(exchange, queue, bytes, properties, target)) === 'routed') return;
     throw new EdgeKitError('not-found', `RabbitMQ routed the message to no queue (expected ${queue})`);
   }
 
@@ -502,6 +512,7 @@ export class AmqpConnection implements TransportConnection {
       this.names.messagesExchange,
       bytes,
       properties,
+      address,
     ).catch((error: unknown) => {
       throw this.state === 'open'
         ? translateOperationError(error, `publish to ${address}`)
@@ -676,6 +687,7 @@ export class AmqpConnection implements TransportConnection {
         this.names.retainedExchange,
         value ?? new Uint8Array(0),
         properties,
+        `retained key ${key}`,
       ),
     );
   }
@@ -829,7 +841,13 @@ export class AmqpConnection implements TransportConnection {
       }
       throw error;
     }
-    await this.publishConfirmed('', queue, will.value, { ...PERSISTENT_MANDATORY, expiration: '0', messageId: willId });
+    await this.publishConfirmed(
+      '',
+      queue,
+      will.value,
+      { ...PERSISTENT_MANDATORY, expiration: '0', messageId: willId },
+      `the will of ${will.key}`,
+    );
     const message = await withTimeout(held, WILL_HOLD_TIMEOUT_MS);
     if (message === 'timed out') {
       throw new EdgeKitError('transport-error', `RabbitMQ did not hand the will back to its holder (${queue})`);
@@ -1051,12 +1069,13 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out
 
 /**
  * Connects to RabbitMQ within the time budget and returns the edgekit connection. An attempt that finishes after
- * the deadline or the abort is closed at once.
+ * the deadline or the abort is closed at once. `limits` is the transport's, shared by all its connections.
  */
 export async function connectAmqp(
   lib: AmqplibModule,
   options: ResolvedAmqpOptions,
   connectOptions: TransportConnectOptions,
+  limits: BrokerLimits,
 ): Promise<TransportConnection> {
   if (typeof connectOptions !== 'object' || connectOptions === null)
     throw new TypeError('connect options are required');
@@ -1086,7 +1105,7 @@ export async function connectAmqp(
     model.on('error', noop);
     coalesceSocketWrites(model);
     try {
-      return await AmqpConnection.open(model, options, connectOptions);
+      return await AmqpConnection.open(model, options, connectOptions, limits);
     } catch (error) {
       throw isEdgeKitError(error) ? error : translateOperationError(error, 'setting up the connection');
     }

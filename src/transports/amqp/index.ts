@@ -7,6 +7,7 @@ import type { Transport, TransportConnection, TransportConnectOptions } from '..
 import { connectAmqp } from './connection.js';
 import { loadAmqplib } from './load.js';
 import { type AmqplibModule, type AmqpTransportOptions, resolveAmqpOptions } from './options.js';
+import { BrokerLimits } from './publisher.js';
 
 export type { AmqplibModule, AmqpTlsOptions, AmqpTransportOptions } from './options.js';
 export { DEFAULT_PREFIX } from './topology.js';
@@ -31,15 +32,17 @@ export { DEFAULT_PREFIX } from './topology.js';
  */
 export function amqp(options: AmqpTransportOptions): Transport {
   const resolved = resolveAmqpOptions(options);
+  // What RabbitMQ says about its limits holds for every connection to it, not only the one it said it on.
+  const limits = new BrokerLimits(undefined);
   let lib: Promise<AmqplibModule> | undefined;
   return {
     name: 'amqp',
     // AMQP 0-9-1 cannot list queues, so retained values cannot be listed by pattern.
     capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true, listsRetained: false },
     async connect(connectOptions: TransportConnectOptions): Promise<TransportConnection> {
-      if (resolved.lib !== undefined) return connectAmqp(resolved.lib, resolved, connectOptions);
+      if (resolved.lib !== undefined) return connectAmqp(resolved.lib, resolved, connectOptions, limits);
       lib ??= loadAmqplib();
-      return connectAmqp(await lib, resolved, connectOptions);
+      return connectAmqp(await lib, resolved, connectOptions, limits);
     },
   };
 }

@@ -7,8 +7,8 @@
  * - `no-route-queues` may not configure (declare) `edgekit.retained.routes.*`: the declaration is refused on its own
  *   channel, the write rejects with `transport-error`, the connection stays, and the deployment is marked failed.
  * - `no-routes` has a topic permission that refuses publishing with a `…retained.routes.*` routing key: RabbitMQ
- *   closes the publishing channel, which the amqp transport reports as a lost connection; the deployment cannot be
- *   marked failed on that connection and stays `pending` — still visibly incomplete, and completed by a retry.
+ *   closes the publishing channel; the amqp transport rejects that one write ("not allowed to publish to …") and
+ *   opens another channel, so the connection stays and the deployment is marked failed there, as above.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,7 +102,7 @@ describe('applyDeployment on RabbitMQ when the route table is refused', () => {
     expect(filter.desired().version).toBe(2);
   }, 60_000);
 
-  test('a refused publish (topic permission): the channel is closed, the record stays pending; a retry completes it', async () => {
+  test('a refused publish (topic permission): that write rejects, the connection stays, the record is marked failed; a retry completes it', async () => {
     const deviceId = `gw-${uniquePrefix()}`;
     const guest = await service('guest');
     await guest.applyDeployment(deviceId, manifest(ROUTE_A, 25));
@@ -111,11 +111,17 @@ describe('applyDeployment on RabbitMQ when the route table is refused', () => {
     const error = (await refused
       .applyDeployment(deviceId, manifest(ROUTE_B, 30))
       .catch((e: unknown) => e)) as EdgeKitError;
-    expect(isEdgeKitError(error)).toBe(true);
-    expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'pending' });
-    expect(error.message).toMatch(/failed writing the route table: .*ACCESS[-_]REFUSED.*; it is marked pending/);
-    expect(await guest.deployment(deviceId)).toMatchObject({ state: 'pending', generation: 2 });
-    expect((await guest.modules(deviceId)).map((m) => m.deploymentState)).toEqual(['pending', 'pending']);
+    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'failed' });
+    expect(error.message).toMatch(
+      /failed writing the route table: not allowed to publish to retained key routes\/gw-.*ACCESS[-_]REFUSED.*; it is marked failed/,
+    );
+    expect(await guest.deployment(deviceId)).toMatchObject({
+      state: 'failed',
+      generation: 2,
+      failure: { step: 'routes', reason: expect.stringMatching(/^not allowed to publish to retained key routes\//) },
+    });
+    expect((await guest.modules(deviceId)).map((m) => m.deploymentState)).toEqual(['failed', 'failed']);
 
     // The operator's client connects again on its next call; with the rights, the deployment completes.
     expect(await guest.applyDeployment(deviceId, manifest(ROUTE_B, 30))).toMatchObject({
