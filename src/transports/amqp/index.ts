@@ -33,7 +33,7 @@ export { DEFAULT_PREFIX } from './topology.js';
 export function amqp(options: AmqpTransportOptions): Transport {
   const resolved = resolveAmqpOptions(options);
   // What RabbitMQ says about its limits holds for every connection to it, not only the one it said it on.
-  const limits = new BrokerLimits(undefined);
+  const limits = new BrokerLimits(resolved.maxMessageBytes);
   let lib: Promise<AmqplibModule> | undefined;
   return {
     name: 'amqp',

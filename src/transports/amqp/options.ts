@@ -87,6 +87,18 @@ export interface AmqpTransportOptions {
    * `invalid-configuration`: RabbitMQ does not change a queue's arguments.
    */
   readonly priorities?: boolean;
+  /**
+   * Largest message body to publish, in bytes: set it to RabbitMQ's `max_message_size`. A larger message, retained
+   * value or will rejects with `EdgeKitError('message-too-large')` before it is sent. Default: none — RabbitMQ does not
+   * announce its limit, so the first message over it is refused by the broker (which closes the publishing channel;
+   * the transport opens another) and the limit it states is used from then on, by every connection of this transport.
+   *
+   * @example
+   * ```ts
+   * amqp({ url, maxMessageBytes: 512 * 1024 }); // rabbitmq.conf: max_message_size = 524288
+   * ```
+   */
+  readonly maxMessageBytes?: number;
   /** The amqplib module to use instead of importing `amqplib` (tests, bundlers, a patched copy). */
   readonly lib?: AmqplibModule;
 }
@@ -103,6 +115,7 @@ export interface ResolvedAmqpOptions {
   readonly connectTimeoutInMs: number;
   readonly names: Topology;
   readonly priorities: boolean;
+  readonly maxMessageBytes: number | undefined;
   readonly lib: AmqplibModule | undefined;
 }
 
@@ -117,9 +130,13 @@ const KNOWN_OPTIONS = new Set([
   'connectTimeoutInMs',
   'prefix',
   'priorities',
+  'maxMessageBytes',
   'lib',
 ]);
 const KNOWN_TLS_OPTIONS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername', 'rejectUnauthorized']);
+
+/** RabbitMQ's largest `max_message_size` (512 MiB): no broker takes a larger message. */
+const MAX_MESSAGE_BYTES_LIMIT = 536_870_912;
 
 /** Longest timer Node accepts. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -216,6 +233,10 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
   if (o.priorities !== undefined && typeof o.priorities !== 'boolean') {
     throw new TypeError(`priorities must be a boolean, got ${typeof o.priorities}`);
   }
+  const maxMessageBytes =
+    o.maxMessageBytes === undefined
+      ? undefined
+      : checkInteger('maxMessageBytes', o.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   if (o.lib !== undefined && (typeof o.lib !== 'object' || o.lib === null || typeof o.lib.connect !== 'function')) {
     throw new TypeError("lib must be the amqplib module (import * as amqplib from 'amqplib')");
   }
@@ -253,6 +274,7 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
     connectTimeoutInMs,
     names: topology(prefix),
     priorities: o.priorities ?? false,
+    maxMessageBytes,
     lib: o.lib,
   };
 }

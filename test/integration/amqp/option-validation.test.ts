@@ -33,6 +33,10 @@ describe('amqp() option validation', () => {
     ['tls ca number', { url: 'amqps://h', tls: { ca: 1 } }, TypeError, /tls.ca/],
     ['vhost empty', { url, vhost: '' }, RangeError, /vhost/],
     ['username number', { url, username: 1 }, TypeError, /username/],
+    ['maxMessageBytes 0', { url, maxMessageBytes: 0 }, RangeError, /maxMessageBytes must be an integer from 1/],
+    ['maxMessageBytes fractional', { url, maxMessageBytes: 1.5 }, RangeError, /maxMessageBytes/],
+    ['maxMessageBytes over 512 MiB', { url, maxMessageBytes: 2 ** 29 + 1 }, RangeError, /536870912/],
+    ['maxMessageBytes string', { url, maxMessageBytes: '512k' }, TypeError, /maxMessageBytes must be a number/],
   ])('%s', (_, options, type, message) => {
     expect(() => amqp(options as never)).toThrow(type);
     expect(() => amqp(options as never)).toThrow(message);
@@ -61,6 +65,8 @@ describe('amqp() option validation', () => {
       heartbeat: 10,
     });
     expect(resolveAmqpOptions({ url: 'amqps://h' }).connect.port).toBe(5671);
+    expect(resolveAmqpOptions({ url: 'amqp://h' }).maxMessageBytes).toBeUndefined();
+    expect(resolveAmqpOptions({ url: 'amqp://h', maxMessageBytes: 524_288 }).maxMessageBytes).toBe(524_288);
     expect(resolveAmqpOptions({ url: 'amqp://[::1]:5673' }).connect).toMatchObject({ hostname: '::1', port: 5673 });
     const tls = resolveAmqpOptions({
       url: 'amqps://h',

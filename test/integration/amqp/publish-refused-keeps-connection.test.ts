@@ -177,6 +177,37 @@ describe('a publish over max_message_size', () => {
   });
 });
 
+describe('the maxMessageBytes option', () => {
+  it('refuses a larger message, retained value or will before it reaches the broker; no channel is closed', async () => {
+    const watched = watchedAmqplib();
+    const transport = testTransport({ lib: watched.lib, maxMessageBytes: 1024 });
+    const connection = await open(transport, {}, opened);
+    const inbox = await collect(connection, 'inputs/d1/m1/in');
+
+    await connection.publish('inputs/d1/m1/in', new Uint8Array(1024));
+    const error = await rejection(connection.publish('inputs/d1/m1/in', new Uint8Array(1025)));
+    expect(error.code).toBe('message-too-large');
+    expect(error.details).toEqual({ size: 1025, limit: 1024 });
+    expect(error.message).toBe('the message for inputs/d1/m1/in is 1025 bytes, over maxMessageBytes (1024)');
+    const retained = await rejection(connection.setRetained('twin/d1/m1/reported', new Uint8Array(2000)));
+    expect(retained.code).toBe('message-too-large');
+    expect(retained.message).toMatch(/^the message for retained key twin\/d1\/m1\/reported is 2000 bytes/);
+    const will = await rejection(
+      open(transport, { will: { key: 'presence/d1/m1', value: new Uint8Array(1025) } }, opened),
+    );
+    expect(will.code).toBe('message-too-large');
+    await connection.publish('inputs/d1/m1/in', bytes('after'));
+
+    expect(await inbox.next()).toBe('1024 bytes');
+    expect(await inbox.next()).toBe('after');
+    expect(await connection.getRetained('twin/d1/m1/reported')).toBeUndefined();
+    // Nothing reached RabbitMQ to refuse: it closed no channel.
+    expect(watched.channelErrors).toEqual([]);
+    expect(watched.confirmChannels).toBe(2); // the connection's, and the one of the connect that failed
+    expect(inbox.items).toHaveLength(2);
+  });
+});
+
 describe('a publish the user may not make (403 ACCESS_REFUSED)', () => {
   /** The shared broker's URL as `user`, with the default prefix `edgekit` that its permissions name. */
   const urlOf = (user: keyof typeof TEST_USERS) => {
