@@ -355,7 +355,7 @@ export class AmqpConnection implements TransportConnection {
       const closedError = new EdgeKitError('closed', 'the AMQP connection was closed');
       for (const request of [...this.requests.values()]) request.reject(closedError);
       // Let publishes already sent get their confirms, so a send that raced close() is not reported as failed.
-      await withTimeout(this.publisher.drain(), left());
+      await withTimeout(this.publisher.drain().catch(noop), left());
       this.failPending(closedError);
       // Close the consumer channels first: a channel's close follows its acks on the wire, so every ack the core
       // gave is settled before the connection goes (amqplib may write a connection close ahead of other channels).
