@@ -80,28 +80,37 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
+/**
+ * A sender module through a slow transport, routed to an operator consumer that records the numbers it receives; the
+ * sender is cut off with its reconnects refused, so what it sends waits in its offline queue.
+ */
+async function cutOffSender(reconnectDelayInMs: number) {
+  const broker = new MemoryBroker();
+  const slow = slowTransport(broker);
+  const op = await broker.transport().connect({ clientId: '$op' });
+  await deployRoutes(op, 'd', { r: 'FROM /messages/modules/s/* INTO BrokeredEndpoint("/modules/r/inputs/in")' });
+  const received: number[] = [];
+  await op.consume('inputs/d/r/in', { prefetch: 10_000 }, (delivery) => {
+    received.push(bodyOf(delivery.bytes));
+    delivery.ack();
+  });
+  const sender = await connect(Sender, {
+    deviceId: 'd',
+    moduleId: 's',
+    transport: slow.transport,
+    reconnect: { initialDelayInMs: reconnectDelayInMs, maxDelayInMs: reconnectDelayInMs, jitter: 0 },
+    onError: () => undefined,
+  });
+  slow.refuse(true);
+  slow.cut();
+  await until(() => sender.state.state !== 'connected', 'the sender to notice the cut');
+  return { slow, sender, received };
+}
+
 describe('the offline queue after a reconnect', () => {
   test('is published as a pipeline, in order, and every send resolves', async () => {
-    const broker = new MemoryBroker();
-    const slow = slowTransport(broker);
-    const op = await broker.transport().connect({ clientId: '$op' });
-    await deployRoutes(op, 'd', { r: 'FROM /messages/modules/s/* INTO BrokeredEndpoint("/modules/r/inputs/in")' });
-    const received: number[] = [];
-    await op.consume('inputs/d/r/in', { prefetch: 10_000 }, (delivery) => {
-      received.push(bodyOf(delivery.bytes));
-      delivery.ack();
-    });
-    const sender = await connect(Sender, {
-      deviceId: 'd',
-      moduleId: 's',
-      transport: slow.transport,
-      reconnect: { initialDelayInMs: 200, maxDelayInMs: 200, jitter: 0 },
-      onError: () => undefined,
-    });
+    const { slow, sender, received } = await cutOffSender(200);
     try {
-      slow.refuse(true);
-      slow.cut();
-      await until(() => sender.state.state !== 'connected', 'the sender to notice the cut');
       const sends = Array.from({ length: 1_000 }, (_, n) => sender.send('out', n));
       expect(sender.stats().offlineQueued).toBe(1_000);
       slow.stats.maxInFlight = 0;
@@ -117,33 +126,15 @@ describe('the offline queue after a reconnect', () => {
   });
 
   test('a connection lost mid-flush keeps the rest queued, in order, for the next one', async () => {
-    const broker = new MemoryBroker();
-    const slow = slowTransport(broker);
-    const op = await broker.transport().connect({ clientId: '$op' });
-    await deployRoutes(op, 'd', { r: 'FROM /messages/modules/s/* INTO BrokeredEndpoint("/modules/r/inputs/in")' });
-    const order: number[] = [];
-    await op.consume('inputs/d/r/in', { prefetch: 10_000 }, (delivery) => {
-      order.push(bodyOf(delivery.bytes));
-      delivery.ack();
-    });
-    const sender = await connect(Sender, {
-      deviceId: 'd',
-      moduleId: 's',
-      transport: slow.transport,
-      reconnect: { initialDelayInMs: 50, maxDelayInMs: 50, jitter: 0 },
-      onError: () => undefined,
-    });
+    const { slow, sender, received } = await cutOffSender(50);
     try {
-      slow.refuse(true);
-      slow.cut();
-      await until(() => sender.state.state !== 'connected', 'the sender to notice the cut');
       const sends = Array.from({ length: 600 }, (_, n) => sender.send('out', n));
       slow.failPublishesAfter(300);
       slow.refuse(false);
       await Promise.all(sends);
       expect(sender.stats().reconnects).toBeGreaterThanOrEqual(2);
       // Every message arrived, first arrivals in order; those caught in the cut may come twice (at-least-once).
-      expect([...new Set(order)]).toEqual(Array.from({ length: 600 }, (_, n) => n));
+      expect([...new Set(received)]).toEqual(Array.from({ length: 600 }, (_, n) => n));
     } finally {
       await sender.close();
     }

@@ -3,7 +3,7 @@
  * keeps sessions) and the RabbitMQ of the fault project's global setup. Each is reached through loopback proxies the
  * test controls, so a fault hits one participant's link and nothing else.
  */
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import type { Transport } from '../../../src/transport.js';
 import { amqp } from '../../../src/transports/amqp/index.js';
 import type { AmqpTransportOptions } from '../../../src/transports/amqp/options.js';
@@ -11,7 +11,6 @@ import { mqtt } from '../../../src/transports/mqtt/index.js';
 import type { MqttTransportOptions } from '../../../src/transports/mqtt/options.js';
 import { restartRabbitMQ, sharedRabbitMQ } from '../../integration/amqp/support.js';
 import { type Mosquitto, type StartMosquittoOptions, startMosquitto } from '../../integration/brokers/mosquitto.js';
-import { startTcpProxy, type TcpProxy } from '../../integration/support/tcp-proxy.js';
 
 /** Transport options both factories take. */
 export interface CommonTransportOptions {
@@ -76,19 +75,5 @@ export function useBrokers(mosquittoOptions: StartMosquittoOptions = {}): readon
   ];
 }
 
-/** Proxies started in a test, closed after it. */
-export function useProxies(): { start(targetPort: number): Promise<TcpProxy> } {
-  const proxies = new Set<TcpProxy>();
-  afterEach(async () => {
-    const all = [...proxies];
-    proxies.clear();
-    await Promise.all(all.map((proxy) => proxy.close()));
-  });
-  return {
-    async start(targetPort) {
-      const proxy = await startTcpProxy(targetPort);
-      proxies.add(proxy);
-      return proxy;
-    },
-  };
-}
+/** Proxies started in a test, closed after it (the MQTT suites' helper, for both brokers). */
+export { useProxies } from '../../integration/mqtt/support/fixtures.js';
