@@ -128,6 +128,7 @@ export type {
   Subscription,
   Transport,
   TransportCapabilities,
+  TransportCloseOptions,
   TransportConnection,
   TransportConnectOptions,
 } from './transport.js';

@@ -72,7 +72,7 @@ export interface DeploymentFailure {
   readonly step: DeploymentStep;
   /** For step `desired`: whose desired properties could not be written. */
   readonly module?: string;
-  /** The error, one line, at most {@link MAX_REASON_LENGTH} characters, control characters escaped. */
+  /** The error, one line, at most 500 characters, control characters escaped. */
   readonly reason: string;
   /** Epoch ms. */
   readonly at: number;
