@@ -35,6 +35,11 @@ export type EdgeKitErrorCode =
   | 'offline-queue-full'
   /** A request found nobody serving it (target offline or unknown). */
   | 'not-found'
+  /**
+   * The broker refused the operation because the credentials do not allow it (an MQTT `not authorized` reason code,
+   * AMQP `403 ACCESS_REFUSED`), or a message's claimed sender is not the identity that published it.
+   */
+  | 'not-authorized'
   /** A configuration value is missing or invalid (e.g. `fromEnvironment`). */
   | 'invalid-configuration'
   /** An optional peer dependency (mqtt, amqplib, protobufjs) is not installed. */

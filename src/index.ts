@@ -123,6 +123,7 @@ export type {
   Delivery,
   ObserveHandler,
   PublishOptions,
+  RequestContext,
   RequestHandler,
   RequestOptions,
   Subscription,

@@ -10,7 +10,7 @@ export const MAX_NAME_LENGTH = 128;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_\-:@~!]*$/;
 
 /** The kind of name, for error messages. */
-export type NameKind = 'device id' | 'module id' | 'input' | 'output' | 'method' | 'replica id';
+export type NameKind = 'device id' | 'module id' | 'input' | 'output' | 'method' | 'replica id' | 'operator name';
 
 /** Returns `value` if it is a valid name, otherwise throws a `TypeError`/`RangeError` that says why. */
 export function checkName(kind: NameKind, value: unknown): string {
@@ -28,6 +28,57 @@ export function checkName(kind: NameKind, value: unknown): string {
     );
   }
   return value;
+}
+
+/** The first segment of an operator's identity: never a device id (names cannot hold `$`). */
+export const OPERATOR = '$operator';
+
+/**
+ * The identity a connection speaks for (see the transport contract): `<device>/<module>` for a module, or
+ * `$operator/<name>` for an operator; every part a valid name.
+ */
+export type Identity = `${string}/${string}`;
+
+/** The identity of a module. */
+export function moduleIdentity(deviceId: string, moduleId: string): Identity {
+  return `${deviceId}/${moduleId}`;
+}
+
+/** The identity of an operator named `name` (a valid name, e.g. `alice`). */
+export function operatorIdentity(name: string): Identity {
+  return `${OPERATOR}/${checkName('operator name', name)}`;
+}
+
+/** What an identity says: a module of a device, or an operator. */
+export type ParsedIdentity =
+  | { readonly kind: 'module'; readonly deviceId: string; readonly moduleId: string }
+  | { readonly kind: 'operator'; readonly name: string };
+
+/** Parses an identity; `undefined` for anything that is not one (never throws: it may come from a broker). */
+export function parseIdentity(value: unknown): ParsedIdentity | undefined {
+  if (typeof value !== 'string') return undefined;
+  const slash = value.indexOf('/');
+  if (slash < 0 || value.indexOf('/', slash + 1) >= 0) return undefined;
+  const first = value.slice(0, slash);
+  const second = value.slice(slash + 1);
+  if (!isName(second)) return undefined;
+  if (first === OPERATOR) return { kind: 'operator', name: second };
+  return isName(first) ? { kind: 'module', deviceId: first, moduleId: second } : undefined;
+}
+
+/** Checks an identity argument; returns it. */
+export function checkIdentity(value: unknown): Identity {
+  if (typeof value !== 'string') throw new TypeError(`identity must be a string, got ${typeof value}`);
+  if (parseIdentity(value) === undefined) {
+    throw new RangeError(
+      `identity ${JSON.stringify(value.slice(0, 80))} must be <device>/<module> or ${OPERATOR}/<name>, each a valid name`,
+    );
+  }
+  return value as Identity;
+}
+
+function isName(value: string): boolean {
+  return value.length > 0 && value.length <= MAX_NAME_LENGTH && NAME.test(value);
 }
 
 /** Broker addresses and retained keys used by the core. Transports treat them as opaque `/`-separated paths. */

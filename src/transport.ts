@@ -30,6 +30,15 @@ export interface TransportConnectOptions {
   readonly clientId: string;
   /** Retained value the broker writes when this connection dies without {@link TransportConnection.close}. */
   readonly will?: { readonly key: string; readonly value: Uint8Array };
+  /**
+   * Who this connection speaks for: `<device>/<module>` for a module (its replicas share it) or `$operator/<name>`
+   * for an operator. The transport carries it with every message and request it sends, in a way the broker's
+   * authorization can check (a topic level, a routing-key word), so receivers learn who sent what
+   * ({@link Delivery.publisher}, {@link RequestContext.publisher}); with the broker permissions edgekit generates
+   * (docs/security.md) the broker refuses anything sent under another identity. Absent: nothing is carried and
+   * receivers learn nothing.
+   */
+  readonly identity?: string;
   /** Give up connecting after this long (the transport rejects with `timeout`). */
   readonly timeoutInMs?: number;
   readonly abortSignal?: AbortSignal;
@@ -61,6 +70,11 @@ export interface Delivery {
   /** True when the broker knows this message was delivered before (a previous connection did not ack it). */
   readonly redelivered: boolean;
   /**
+   * The identity the message was published under (see {@link TransportConnectOptions.identity}), read from where the
+   * broker's authorization checks it; `undefined` when the publisher gave none or the transport cannot tell.
+   */
+  readonly publisher?: string;
+  /**
    * Tells the broker the message is done with. The core calls it exactly once, after the handler resolved or the
    * message was dead-lettered. An unacknowledged delivery is redelivered after the connection is lost.
    */
@@ -87,7 +101,7 @@ export interface Subscription {
  * Receives copies of observed messages: the address a message was published to and its bytes. Must not throw
  * (a transport ignores what it throws).
  */
-export type ObserveHandler = (address: string, bytes: Uint8Array) => void;
+export type ObserveHandler = (address: string, bytes: Uint8Array, publisher?: string) => void;
 
 /** Options for {@link TransportConnection.request}. */
 export interface RequestOptions {
@@ -96,8 +110,14 @@ export interface RequestOptions {
   readonly abortSignal?: AbortSignal;
 }
 
+/** What a server learns about a request besides its bytes. */
+export interface RequestContext {
+  /** The identity the request was sent under (see {@link TransportConnectOptions.identity}), when known. */
+  readonly publisher?: string;
+}
+
 /** Serves requests on an address; resolves to the reply bytes. If it rejects, the caller's `request` rejects with `transport-error`. */
-export type RequestHandler = (request: Uint8Array) => Promise<Uint8Array>;
+export type RequestHandler = (request: Uint8Array, context: RequestContext) => Promise<Uint8Array>;
 
 /** One live connection to a broker. The core reconnects by calling {@link Transport.connect} again. */
 export interface TransportConnection {

@@ -6,8 +6,8 @@
 import { type Clock, type ClockTimer, keepProcessAlive, sleep, systemClock } from '../clock.js';
 import type { Codec } from '../codecs/codec.js';
 import { isSchema, validate } from '../codecs/schema.js';
-import { abortError, EdgeKitError, isEdgeKitError, MethodError, messageOf } from '../errors.js';
-import { addresses, checkName } from '../names.js';
+import { abortError, EdgeKitError, type EdgeKitErrorCode, isEdgeKitError, MethodError, messageOf } from '../errors.js';
+import { addresses, checkName, moduleIdentity, parseIdentity } from '../names.js';
 import { compileRouteTable, type Destination, type RouteTable, type RoutingMessage } from '../routing/index.js';
 import type { Delivery, Subscription, Transport, TransportConnection } from '../transport.js';
 import { Channel, deferred, Semaphore } from './async.js';
@@ -124,6 +124,7 @@ class Inbound<T> implements InboundMessage<T> {
     private readonly header: EnvelopeHeader,
     readonly attempt: number,
     readonly redelivered: boolean,
+    readonly publisher: string | undefined,
   ) {}
   get messageId() {
     return this.header.messageId;
@@ -151,7 +152,7 @@ class Inbound<T> implements InboundMessage<T> {
     };
   }
   withAttempt(attempt: number): Inbound<T> {
-    return new Inbound(this.body, this.input, this.header, attempt, this.redelivered);
+    return new Inbound(this.body, this.input, this.header, attempt, this.redelivered, this.publisher);
   }
 }
 
@@ -212,6 +213,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     deadLettered: 0,
     decodeErrors: 0,
     tooLarge: 0,
+    forged: 0,
     redelivered: 0,
     reconnects: 0,
     offlineDropped: 0,
@@ -304,7 +306,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       internal: true,
       sub: undefined,
       conn: undefined,
-      attach: (conn) => conn.serve(addresses.methods(this.deviceId, this.moduleId), (req) => this.onMethodRequest(req)),
+      attach: (conn) =>
+        conn.serve(addresses.methods(this.deviceId, this.moduleId), (req, context) =>
+          this.onMethodRequest(req, context.publisher),
+        ),
     });
     // Presence is per module, connections per replica: when another replica's last will (or its close) marks the
     // module offline, or a late will of this client's previous connection does, a live connection says online again.
@@ -417,6 +422,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const started = this.clock.now();
     const conn = await this.transport.connect({
       clientId: this.clientId,
+      identity: moduleIdentity(this.deviceId, this.moduleId),
       will: {
         key: addresses.presence(this.deviceId, this.moduleId),
         value: toJsonBytes(presenceLost(this.clock.now())),
@@ -1070,6 +1076,9 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.counters.decodeErrors++;
       return this.giveUp(input, undefined, delivery.bytes, 'decode-failed', error, 0, delivery);
     }
+    if (delivery.publisher !== undefined && !sentBy(envelope.header, delivery.publisher)) {
+      return this.forged(input, envelope, delivery);
+    }
     let body: unknown;
     try {
       body = codec.decode(envelope.body);
@@ -1082,14 +1091,21 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
           this.deliverSlow(
             input,
             envelope,
-            new Inbound<never>(value as never, input, envelope.header, 1, delivery.redelivered),
+            new Inbound<never>(value as never, input, envelope.header, 1, delivery.redelivered, delivery.publisher),
             handler,
             delivery,
           ),
         (error: unknown) => this.undecodable(input, envelope, error, delivery),
       );
     }
-    const message = new Inbound<never>(body as never, input, envelope.header, 1, delivery.redelivered);
+    const message = new Inbound<never>(
+      body as never,
+      input,
+      envelope.header,
+      1,
+      delivery.redelivered,
+      delivery.publisher,
+    );
     let result: unknown;
     try {
       result = handler(message);
@@ -1137,6 +1153,21 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       { details: { size: delivery.bytes.length, limit: MAX_MESSAGE_BYTES } },
     );
     return this.giveUp(input, header, new Uint8Array(0), 'too-large', error, 0, delivery);
+  }
+
+  /**
+   * A message whose `source` names another module than the identity it was published under: someone claims to be
+   * who it is not. No handler sees it; it is dead-lettered with both names.
+   */
+  private forged(input: string, envelope: Envelope, delivery: Delivery): Promise<void> {
+    this.counters.forged++;
+    const { sourceDeviceId, sourceModuleId } = envelope.header;
+    const error = new EdgeKitError(
+      'not-authorized',
+      `the message says it is from ${sourceDeviceId}/${sourceModuleId} but was published as ${delivery.publisher}`,
+      { details: { claimed: `${sourceDeviceId}/${sourceModuleId}`, publisher: delivery.publisher } },
+    );
+    return this.giveUp(input, envelope.header, envelope.body, 'forged-source', error, 0, delivery);
   }
 
   private undecodable(input: string, envelope: Envelope, error: unknown, delivery: Delivery): Promise<void> {
@@ -1226,7 +1257,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       deadLetter: info,
     };
     this.report_error(
-      new EdgeKitError(reason === 'too-large' ? 'message-too-large' : reason, messageOf(error), {
+      new EdgeKitError(errorCodeOf(reason), messageOf(error), {
         cause: error,
         details: info,
       }),
@@ -1389,11 +1420,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     };
   }
 
-  private async onMethodRequest(bytes: Uint8Array): Promise<Uint8Array> {
+  private async onMethodRequest(bytes: Uint8Array, publisher: string | undefined): Promise<Uint8Array> {
     const arrived = this.clock.now();
     let response: MethodResponseWire;
     try {
-      response = await this.track(this.runMethod(bytes, arrived));
+      response = await this.track(this.runMethod(bytes, arrived, publisher));
     } catch (error) {
       response = { status: 500, payload: { message: messageOf(error) } };
     }
@@ -1415,7 +1446,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     return out;
   }
 
-  private async runMethod(bytes: Uint8Array, arrived: number): Promise<MethodResponseWire> {
+  private async runMethod(
+    bytes: Uint8Array,
+    arrived: number,
+    publisher: string | undefined,
+  ): Promise<MethodResponseWire> {
     // Checked before decoding: a caller that is not edgekit may send anything; edgekit callers never send more.
     if (bytes.length > MAX_METHOD_PAYLOAD_BYTES) {
       return {
@@ -1452,10 +1487,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       const context: MethodContext = {
         signal: controller.signal,
         deadline,
-        caller: {
-          ...(request.callerDeviceId === undefined ? {} : { deviceId: request.callerDeviceId }),
-          ...(request.callerModuleId === undefined ? {} : { moduleId: request.callerModuleId }),
-        },
+        caller: callerOf(publisher, request.callerDeviceId, request.callerModuleId),
       };
       // Whatever a handler settles with after the deadline (often the abort it was given) is no answer in time: the
       // caller answers 504 on its own timer, and a late reply must not race that with another status.
@@ -1571,6 +1603,41 @@ class AbandonedDelivery extends Error {}
 
 interface InputBinding extends Binding {
   readonly input: string;
+}
+
+/** The error code `onError` reports a dead letter with. */
+function errorCodeOf(reason: DeadLetterReason): EdgeKitErrorCode {
+  if (reason === 'too-large') return 'message-too-large';
+  if (reason === 'forged-source') return 'not-authorized';
+  return reason;
+}
+
+/**
+ * Whether a message's header names the module `publisher` is (an operator may put messages there under any source:
+ * a replay keeps the original sender; an identity that is not one proves nothing).
+ */
+function sentBy(header: EnvelopeHeader, publisher: string): boolean {
+  const identity = parseIdentity(publisher);
+  if (identity?.kind !== 'module') return identity?.kind === 'operator';
+  return identity.deviceId === header.sourceDeviceId && identity.moduleId === header.sourceModuleId;
+}
+
+/** A method's caller: the identity the broker proved when the transport carried one, else what the request claims. */
+function callerOf(
+  publisher: string | undefined,
+  claimedDevice: string | undefined,
+  claimedModule: string | undefined,
+): MethodContext['caller'] {
+  const identity = parseIdentity(publisher);
+  if (identity?.kind === 'module') {
+    return { deviceId: identity.deviceId, moduleId: identity.moduleId, authenticated: true };
+  }
+  if (identity?.kind === 'operator') return { operator: identity.name, authenticated: true };
+  return {
+    ...(claimedDevice === undefined ? {} : { deviceId: claimedDevice }),
+    ...(claimedModule === undefined ? {} : { moduleId: claimedModule }),
+    authenticated: false,
+  };
 }
 
 function isAnswer(value: unknown): value is { status: number; payload: unknown } {

@@ -45,10 +45,10 @@ export const MAX_MESSAGE_BYTES = 256 * 1024;
 /** Why a message went to the dead-letter queue. */
 /**
  * Why a message was dead-lettered: its handler kept failing, its bytes or body could not be decoded, its body failed
- * the schema, or it arrived over the {@link MAX_MESSAGE_BYTES} limit (sent by something other than edgekit; its body
- * is not kept).
+ * the schema, it arrived over the {@link MAX_MESSAGE_BYTES} limit (sent by something other than edgekit; its body is
+ * not kept), or its `source` named another module than the identity it was published under.
  */
-export type DeadLetterReason = 'handler-failed' | 'decode-failed' | 'validation-failed' | 'too-large';
+export type DeadLetterReason = 'handler-failed' | 'decode-failed' | 'validation-failed' | 'too-large' | 'forged-source';
 
 export interface DeadLetterInfo {
   readonly reason: DeadLetterReason;

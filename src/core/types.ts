@@ -43,6 +43,14 @@ export interface InboundMessage<T> {
   readonly attempt: number;
   /** True when the broker delivered this message before (a previous run did not finish it): de-duplicate by `messageId`. */
   readonly redelivered: boolean;
+  /**
+   * Who sent it, as the broker saw it: `<device>/<module>`, or `$operator/<name>` for a message an operator put
+   * there; `undefined` when the transport carries no identity. With the broker permissions `edgekit identities`
+   * generates, the broker refuses a message sent under another identity, and a message whose {@link source} names
+   * another module than its publisher is dead-lettered (`forged-source`) before any handler sees it — so `source` can
+   * be trusted whenever `publisher` is a module.
+   */
+  readonly publisher: string | undefined;
 }
 
 /** Options for `send`. */
@@ -102,7 +110,17 @@ export interface MethodContext {
   readonly signal: AbortSignal;
   /** Epoch ms by which the caller needs the answer. */
   readonly deadline: number;
-  readonly caller: { readonly deviceId?: string; readonly moduleId?: string };
+  /**
+   * Who called. `authenticated`: the broker proved it (the request carried the caller's identity, which the broker's
+   * permissions check) — then `deviceId`/`moduleId` are the calling module's, or `operator` the calling operator's
+   * name; otherwise they are what the caller claimed.
+   */
+  readonly caller: {
+    readonly deviceId?: string;
+    readonly moduleId?: string;
+    readonly operator?: string;
+    readonly authenticated: boolean;
+  };
 }
 
 /** An explicit method answer; a handler may also return just the payload (status 200). */
@@ -168,6 +186,8 @@ export interface ClientStats {
   readonly decodeErrors: number;
   /** Messages that arrived over the 256 KiB limit (from a sender that is not edgekit), dead-lettered unread. */
   readonly tooLarge: number;
+  /** Messages whose `source` named another module than the identity they were published under, dead-lettered. */
+  readonly forged: number;
   readonly redelivered: number;
   readonly reconnects: number;
   /** Sends waiting in the offline queue right now. */

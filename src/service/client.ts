@@ -17,7 +17,7 @@ import {
   type Presence,
 } from '../core/wire.js';
 import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
-import { addresses, checkName } from '../names.js';
+import { addresses, checkIdentity, checkName, OPERATOR, operatorIdentity, parseIdentity } from '../names.js';
 import type { Subscription, Transport, TransportConnection } from '../transport.js';
 import { memory } from '../transports/memory/index.js';
 import { applyDeploymentTo } from './apply-deployment.js';
@@ -33,6 +33,12 @@ export interface ServiceClientOptions {
   readonly clock?: Clock;
   /** Give up the first connection after this long (`connection-failed`); default 10 000. */
   readonly connectTimeoutInMs?: number;
+  /**
+   * The operator identity this client speaks for, `$operator/<name>`: what modules see as the publisher of messages
+   * it injects and the caller of methods it invokes. With broker permissions from `edgekit identities` it must be the
+   * identity of the operator credential the transport uses. Default `$operator/operator`.
+   */
+  readonly identity?: string;
   readonly abortSignal?: AbortSignal;
 }
 
@@ -273,7 +279,11 @@ export async function connectService(options: ServiceClientOptions = {}): Promis
   if (!Number.isInteger(timeoutInMs) || timeoutInMs < 1) {
     throw new RangeError(`connectService: connectTimeoutInMs must be a positive integer, got ${String(timeoutInMs)}`);
   }
-  const client = new ServiceClientImpl(transport, options.clock ?? systemClock, timeoutInMs);
+  const identity = options.identity === undefined ? operatorIdentity('operator') : checkIdentity(options.identity);
+  if (parseIdentity(identity)?.kind !== 'operator') {
+    throw new RangeError(`connectService: identity must be ${OPERATOR}/<name>, got ${JSON.stringify(identity)}`);
+  }
+  const client = new ServiceClientImpl(transport, options.clock ?? systemClock, timeoutInMs, identity);
   try {
     await client.connection(options.abortSignal);
   } catch (error) {
@@ -296,6 +306,7 @@ class ServiceClientImpl implements ServiceClient {
     private readonly transport: Transport,
     private readonly clock: Clock,
     private readonly connectTimeoutInMs: number,
+    private readonly identity: string,
   ) {}
 
   /**
@@ -323,7 +334,11 @@ class ServiceClientImpl implements ServiceClient {
 
   private async connect(): Promise<TransportConnection> {
     try {
-      return await this.transport.connect({ clientId: this.clientId, timeoutInMs: this.connectTimeoutInMs });
+      return await this.transport.connect({
+        clientId: this.clientId,
+        identity: this.identity,
+        timeoutInMs: this.connectTimeoutInMs,
+      });
     } catch (error) {
       if (error instanceof EdgeKitError && (error.code === 'aborted' || error.code === 'connection-failed'))
         throw error;

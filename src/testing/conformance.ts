@@ -341,6 +341,7 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect(m?.contentType).toBe('application/json');
         expect(m?.contentEncoding).toBe('utf-8');
         expect(m?.source).toEqual({ deviceId, moduleId: 'sensor', output: 'out' });
+        expect(m?.publisher).toBe(`${deviceId}/sensor`);
         expect(m?.input).toBe('in');
         expect(m?.createdAt).toBeInstanceOf(Date);
       });
@@ -717,6 +718,44 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         expect(attempts[1]).toEqual({ n: 1, redelivered: true });
       });
 
+      test('a message whose source names another module than its publisher is dead-lettered as forged-source', async () => {
+        const deadLetters: string[] = [];
+        await op.consume(addresses.deadLetter(deviceId, 'sink'), { prefetch: 10 }, (d) => {
+          deadLetters.push(decodeEnvelope(d.bytes).header.deadLetter?.reason ?? '?');
+          d.ack();
+        });
+        const { sink, inbox } = await sinkInbox('sink');
+        // A module connection that claims, in the envelope, to be another module.
+        const rogue = await env
+          .transport('rogue')
+          .connect({ clientId: `${deviceId}/rogue`, identity: `${deviceId}/rogue` });
+        try {
+          const claim = { messageId: 'forged-1', createdAt: env.clock.now(), properties: {} };
+          const body = new TextEncoder().encode('{"n":0}');
+          await rogue.publish(
+            addresses.input(deviceId, 'sink', 'in'),
+            encodeEnvelope({ ...claim, sourceDeviceId: deviceId, sourceModuleId: 'sensor' }, body),
+          );
+          // The same under its own name is fine.
+          await rogue.publish(
+            addresses.input(deviceId, 'sink', 'in'),
+            encodeEnvelope(
+              { ...claim, messageId: 'honest-1', sourceDeviceId: deviceId, sourceModuleId: 'rogue' },
+              new TextEncoder().encode('{"n":1}'),
+            ),
+          );
+        } finally {
+          await rogue.close();
+        }
+        const [honest] = await inbox.waitFor(1);
+        expect(honest?.body).toEqual({ n: 1 });
+        expect(honest?.publisher).toBe(`${deviceId}/rogue`);
+        await waitUntil(() => deadLetters.length === 1, 'the dead letter', WAIT);
+        expect(deadLetters).toEqual(['forged-source']);
+        expect(sink.stats().forged).toBe(1);
+        expect(errors.some((e) => e.code === 'not-authorized')).toBe(true);
+      });
+
       test('messages carry unique ids; a given messageId is kept', async () => {
         await routes({ r: 'FROM /messages/modules/sensor/* INTO BrokeredEndpoint("/modules/sink/inputs/in")' });
         const { inbox } = await sinkInbox('sink');
@@ -990,6 +1029,18 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         });
         return s;
       }
+
+      test("a handler learns its caller from the broker: the calling module's identity, authenticated", async () => {
+        const s = await mod(Methods, 'server');
+        const callers: unknown[] = [];
+        await s.handle('echo', (req, context) => {
+          callers.push(context.caller);
+          return { text: req.text };
+        });
+        const caller = await mod(untypedModule, 'caller');
+        await caller.invoke(Methods, 'server', 'echo', { text: 'hi' });
+        expect(callers).toEqual([{ deviceId, moduleId: 'caller', authenticated: true }]);
+      });
 
       test('a handler result is answered 200 with its payload, typed for the caller', async () => {
         await server();

@@ -1022,7 +1022,7 @@ export class AmqpConnection implements TransportConnection {
         }
         let reply: Promise<Uint8Array>;
         try {
-          reply = Promise.resolve(handler(bytesOf(message.content)));
+          reply = Promise.resolve(handler(bytesOf(message.content), {}));
         } catch (error) {
           reply = Promise.reject(error);
         }

@@ -5,7 +5,7 @@
  */
 import { type Clock, sleep, systemClock } from '../../clock.js';
 import { EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
-import { checkAddressPattern, matchesAddressPattern } from '../../names.js';
+import { checkAddressPattern, checkIdentity, matchesAddressPattern } from '../../names.js';
 import type {
   ConsumeOptions,
   Delivery,
@@ -27,6 +27,8 @@ interface Stored {
   readonly bytes: Uint8Array;
   readonly expiresAt: number;
   readonly priority: number;
+  /** The identity of the connection that published it. */
+  readonly publisher: string | undefined;
   redelivered: boolean;
 }
 
@@ -93,6 +95,8 @@ export interface BrokerEvent {
   readonly kind: 'publish' | 'retain';
   readonly address: string;
   readonly bytes: Uint8Array | null;
+  /** The identity of the connection that published or wrote it, when it gave one. */
+  readonly publisher?: string;
 }
 
 /** How long a graceful close of a connection whose link is silent waits for an answer that never comes. */
@@ -151,7 +155,8 @@ export class MemoryBroker {
     this.connections
       .get(options.clientId)
       ?.end(new EdgeKitError('connection-lost', 'taken over by a new connection'), false);
-    const conn = new MemoryConnection(this, options.clientId, options.will);
+    const identity = options.identity === undefined ? undefined : checkIdentity(options.identity);
+    const conn = new MemoryConnection(this, options.clientId, options.will, identity);
     this.connections.set(options.clientId, conn);
     return conn;
   }
@@ -228,7 +233,12 @@ export class MemoryBroker {
   }
 
   /** @internal */
-  publish(address: string, bytes: Uint8Array, options: PublishOptions | undefined): void {
+  publish(
+    address: string,
+    bytes: Uint8Array,
+    options: PublishOptions | undefined,
+    publisher: string | undefined = undefined,
+  ): void {
     const copy = Buffer.from(bytes);
     const ttl = options?.ttlInMs;
     const q = this.queue(address);
@@ -237,11 +247,14 @@ export class MemoryBroker {
       bytes: copy,
       expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : this.clock.now() + ttl,
       priority: options?.priority ?? 10,
+      publisher,
       redelivered: false,
     };
     if (stored.priority < 10 && q.messages.length > 0) q.messages.insertByPriority(stored);
     else q.messages.push(stored);
-    if (this.taps.size > 0) this.notifyTaps({ kind: 'publish', address, bytes: copy });
+    if (this.taps.size > 0) {
+      this.notifyTaps({ kind: 'publish', address, bytes: copy, ...(publisher === undefined ? {} : { publisher }) });
+    }
     this.schedule(q);
   }
 
@@ -328,6 +341,7 @@ export class MemoryBroker {
       consumer.onDelivery({
         bytes: stored.bytes,
         redelivered: stored.redelivered,
+        ...(stored.publisher === undefined ? {} : { publisher: stored.publisher }),
         ack: () => {
           if (settled) return;
           settled = true;
@@ -392,7 +406,12 @@ export class MemoryBroker {
   }
 
   /** @internal */
-  async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+  async request(
+    address: string,
+    bytes: Uint8Array,
+    options: RequestOptions,
+    publisher: string | undefined = undefined,
+  ): Promise<Uint8Array> {
     const list = this.servers.get(address);
     const server = list?.[Math.floor(Math.random() * list.length)];
     if (!server) throw new EdgeKitError('not-found', `nobody serves ${address}`);
@@ -418,7 +437,7 @@ export class MemoryBroker {
       queueMicrotask(() => {
         // A server behind a silent link never hears of the request: the caller times out.
         if (server.conn.isStalled) return;
-        server.handler(copy).then(
+        server.handler(copy, publisher === undefined ? {} : { publisher }).then(
           (reply) => {
             if (server.conn.isOpen) finish(() => resolve(new Uint8Array(reply)));
           },
@@ -448,6 +467,8 @@ export class MemoryConnection implements TransportConnection {
     private readonly broker: MemoryBroker,
     readonly clientId: string,
     private readonly will: TransportConnectOptions['will'],
+    /** What it publishes under: in one process the identity needs no proof. */
+    private readonly identity: string | undefined,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -489,7 +510,7 @@ export class MemoryConnection implements TransportConnection {
     this.check();
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     if (!(bytes instanceof Uint8Array)) throw new TypeError('publish: bytes must be a Uint8Array');
-    this.broker.publish(address, bytes, options);
+    this.broker.publish(address, bytes, options, this.identity);
   }
 
   async consume(address: string, options: ConsumeOptions, onDelivery: (d: Delivery) => void): Promise<Subscription> {
@@ -523,7 +544,7 @@ export class MemoryConnection implements TransportConnection {
       if (event.kind !== 'publish' || event.bytes === null || !this.open || this.isStalled) return;
       if (!matchesAddressPattern(segments, event.address)) return;
       try {
-        onMessage(event.address, new Uint8Array(event.bytes));
+        onMessage(event.address, new Uint8Array(event.bytes), event.publisher);
       } catch {
         // an observer must not break the publisher
       }
@@ -568,7 +589,7 @@ export class MemoryConnection implements TransportConnection {
   async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
     this.check();
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
-    return this.broker.request(address, bytes, options);
+    return this.broker.request(address, bytes, options, this.identity);
   }
 
   async serve(address: string, handler: RequestHandler): Promise<Subscription> {

@@ -1171,7 +1171,7 @@ export class MqttConnection implements TransportConnection {
       this.publishQos1(topic, bytes, replyProperties).catch(() => undefined);
     };
     Promise.resolve()
-      .then(() => handler(payload))
+      .then(() => handler(payload, {}))
       .then(
         (bytes) =>
           bytes instanceof Uint8Array
