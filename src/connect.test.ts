@@ -62,6 +62,50 @@ describe('fromEnvironment', () => {
     await client.close();
   });
 
+  test('reads the password from EDGEKIT_PASSWORD_FILE; the user name defaults to the module identity', async () => {
+    const broker = new MemoryBroker();
+    const seen: unknown[] = [];
+    const fake = (options: unknown): Transport => {
+      seen.push(options);
+      return memory({ broker });
+    };
+    const client = await fromEnvironment(M, {
+      env: {
+        IOTEDGE_DEVICEID: 'gw-1',
+        IOTEDGE_MODULEID: 'filter',
+        EDGEKIT_BROKER_URL: 'mqtts://broker:8883',
+        EDGEKIT_PASSWORD_FILE: '/run/secrets/filter',
+      },
+      readFile: (path) => (path === '/run/secrets/filter' ? 's3cret\n' : ''),
+      transports: { mqtt: fake },
+    });
+    expect(seen).toEqual([{ url: 'mqtts://broker:8883', username: 'gw-1/filter', password: 's3cret' }]);
+    await client.close();
+  });
+
+  test('a password file that cannot be read, is empty, or comes with EDGEKIT_PASSWORD is a problem listed', async () => {
+    const env = { IOTEDGE_DEVICEID: 'gw-1', IOTEDGE_MODULEID: 'filter', EDGEKIT_BROKER_URL: 'mqtt://broker' };
+    const problems = async (extra: Record<string, string>, content: string | Error) => {
+      const error = await fromEnvironment(M, {
+        env: { ...env, ...extra },
+        readFile: () => {
+          if (content instanceof Error) throw content;
+          return content;
+        },
+        transports: { mqtt },
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EdgeKitError);
+      return (error as EdgeKitError).message;
+    };
+    expect(await problems({ EDGEKIT_PASSWORD_FILE: '/x' }, new Error('EACCES'))).toContain(
+      'EDGEKIT_PASSWORD_FILE: cannot read /x (EACCES)',
+    );
+    expect(await problems({ EDGEKIT_PASSWORD_FILE: '/x' }, '\n')).toContain('EDGEKIT_PASSWORD_FILE: /x is empty');
+    const both = await problems({ EDGEKIT_PASSWORD_FILE: '/x', EDGEKIT_PASSWORD: 'hunter2' }, 'other');
+    expect(both).toContain('give EDGEKIT_PASSWORD or EDGEKIT_PASSWORD_FILE, not both');
+    expect(both).not.toContain('hunter2');
+  });
+
   test('the mqtt factory fits the transports option as it is', () => {
     const options: Parameters<typeof fromEnvironment>[1] = { transports: { mqtt } };
     expect(options.transports?.mqtt).toBe(mqtt);

@@ -68,8 +68,11 @@ export const ENVIRONMENT_VARIABLES = {
   IOTEDGE_DEVICEID: 'device id (required)',
   IOTEDGE_MODULEID: 'module id (required)',
   EDGEKIT_BROKER_URL: 'mqtt://, mqtts://, amqp://, amqps:// or memory: (default memory:)',
-  EDGEKIT_USERNAME: 'broker user name',
-  EDGEKIT_PASSWORD: 'broker password',
+  EDGEKIT_USERNAME: 'broker user name (default <device>/<module> when a password is given)',
+  EDGEKIT_PASSWORD_FILE:
+    'file holding the broker password (what `edgekit identities` writes); preferred to EDGEKIT_PASSWORD',
+  EDGEKIT_PASSWORD:
+    'broker password (visible to anything that can read the process environment: use EDGEKIT_PASSWORD_FILE)',
   EDGEKIT_CA_FILE: 'PEM file of the CA that signed the broker certificate',
   EDGEKIT_CERT_FILE: 'PEM client certificate',
   EDGEKIT_KEY_FILE: 'PEM client key',
@@ -112,8 +115,14 @@ export async function fromEnvironment<C extends ModuleContract>(
   const transport = await transportFromSettings(
     {
       url: env.EDGEKIT_BROKER_URL,
-      username: env.EDGEKIT_USERNAME,
+      // The user name `edgekit identities` gives a module is its identity.
+      username:
+        env.EDGEKIT_USERNAME ||
+        ((env.EDGEKIT_PASSWORD || env.EDGEKIT_PASSWORD_FILE) && deviceId && moduleId
+          ? `${deviceId}/${moduleId}`
+          : undefined),
       password: env.EDGEKIT_PASSWORD,
+      passwordFile: env.EDGEKIT_PASSWORD_FILE,
       caFile: env.EDGEKIT_CA_FILE,
       certFile: env.EDGEKIT_CERT_FILE,
       keyFile: env.EDGEKIT_KEY_FILE,
@@ -145,6 +154,8 @@ export interface BrokerSettings {
   readonly url?: string | undefined;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
+  /** Path of a file holding the password (its trailing line break is not part of it); not with `password`. */
+  readonly passwordFile?: string | undefined;
   /** Paths of PEM files. */
   readonly caFile?: string | undefined;
   readonly certFile?: string | undefined;
@@ -152,10 +163,14 @@ export interface BrokerSettings {
 }
 
 /** How a setting is named in problems: a variable (`EDGEKIT_BROKER_URL`) or a flag (`--broker`). */
-export type BrokerSettingLabels = Readonly<Record<'url' | 'caFile' | 'certFile' | 'keyFile', string>>;
+export type BrokerSettingLabels = Readonly<
+  Record<'url' | 'password' | 'passwordFile' | 'caFile' | 'certFile' | 'keyFile', string>
+>;
 
 const ENVIRONMENT_LABELS: BrokerSettingLabels = {
   url: 'EDGEKIT_BROKER_URL',
+  password: 'EDGEKIT_PASSWORD',
+  passwordFile: 'EDGEKIT_PASSWORD_FILE',
   caFile: 'EDGEKIT_CA_FILE',
   certFile: 'EDGEKIT_CERT_FILE',
   keyFile: 'EDGEKIT_KEY_FILE',
@@ -184,6 +199,20 @@ export async function transportFromSettings(
   } catch {
     const shown = JSON.stringify(redactCredentials(url, [settings.password]));
     problems.push(`${labels.url} ${shown} is not a URL${maskedUrlHint(url)}`);
+  }
+  let password = settings.password || undefined;
+  if (settings.passwordFile) {
+    if (password !== undefined) problems.push(`give ${labels.password} or ${labels.passwordFile}, not both`);
+    else {
+      try {
+        password = (options.readFile ?? (await defaultReadFile()))(settings.passwordFile).replace(/\r?\n$/, '');
+        if (password === '') problems.push(`${labels.passwordFile}: ${settings.passwordFile} is empty`);
+      } catch (error) {
+        problems.push(
+          `${labels.passwordFile}: cannot read ${settings.passwordFile} (${error instanceof Error ? error.message : String(error)})`,
+        );
+      }
+    }
   }
   const tls: { ca?: string; cert?: string; key?: string } = {};
   for (const [field, setting] of [
@@ -215,7 +244,7 @@ export async function transportFromSettings(
   return factory({
     url,
     ...(settings.username ? { username: settings.username } : {}),
-    ...(settings.password ? { password: settings.password } : {}),
+    ...(password ? { password } : {}),
     ...(Object.keys(tls).length > 0 ? { tls } : {}),
   });
 }

@@ -8,7 +8,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BrokerSettings, type TransportFactory, transportFromSettings } from '../connect.js';
 import { visible } from '../core/visible.js';
 import { EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
-import { checkName } from '../names.js';
+import { checkName, parseIdentity } from '../names.js';
 import { redactCredentials } from '../redact.js';
 import { connectService, type ServiceClient } from '../service/client.js';
 import type { Transport } from '../transport.js';
@@ -49,6 +49,7 @@ export const BROKER_OPTIONS = {
   broker: { type: 'string' },
   username: { type: 'string' },
   password: { type: 'string' },
+  'password-file': { type: 'string' },
   ca: { type: 'string' },
   cert: { type: 'string' },
   key: { type: 'string' },
@@ -59,8 +60,9 @@ export const BROKER_OPTIONS = {
 
 export const BROKER_HELP = `Broker options (each defaults to its environment variable):
   --broker <url>         mqtt://, mqtts://, amqp://, amqps:// or memory:   [EDGEKIT_BROKER_URL]
-  --username <name>      broker user name                                  [EDGEKIT_USERNAME]
-  --password <secret>    broker password                                   [EDGEKIT_PASSWORD]
+  --username <name>      broker user name; an operator identity such as $operator/ops (docs/security.md) [EDGEKIT_USERNAME]
+  --password-file <file> file holding the broker password                  [EDGEKIT_PASSWORD_FILE]
+  --password <secret>    broker password (visible in the process list: prefer --password-file) [EDGEKIT_PASSWORD]
   --ca <file>            PEM file of the CA that signed the broker's certificate [EDGEKIT_CA_FILE]
   --cert <file>          PEM client certificate                            [EDGEKIT_CERT_FILE]
   --key <file>           PEM client key                                    [EDGEKIT_KEY_FILE]
@@ -72,6 +74,7 @@ type BrokerValues = {
   broker?: string;
   username?: string;
   password?: string;
+  'password-file'?: string;
   ca?: string;
   cert?: string;
   key?: string;
@@ -174,7 +177,8 @@ export async function transportOf(
   const settings: BrokerSettings = {
     url,
     username: values.username ?? env.EDGEKIT_USERNAME,
-    password: values.password ?? env.EDGEKIT_PASSWORD,
+    password: values.password ?? (values['password-file'] ? undefined : env.EDGEKIT_PASSWORD),
+    passwordFile: values['password-file'] ?? (values.password ? undefined : env.EDGEKIT_PASSWORD_FILE),
     caFile: values.ca ?? env.EDGEKIT_CA_FILE,
     certFile: values.cert ?? env.EDGEKIT_CERT_FILE,
     keyFile: values.key ?? env.EDGEKIT_KEY_FILE,
@@ -186,7 +190,14 @@ export async function transportOf(
       transports: factories,
       memory,
       readFile: io.readFile,
-      labels: { url: '--broker', caFile: '--ca', certFile: '--cert', keyFile: '--key' },
+      labels: {
+        url: '--broker',
+        password: '--password',
+        passwordFile: '--password-file',
+        caFile: '--ca',
+        certFile: '--cert',
+        keyFile: '--key',
+      },
     },
     problems,
   );
@@ -199,8 +210,12 @@ export async function transportOf(
 /** Connects a service client with the broker options. */
 export async function serviceOf(values: BrokerValues, io: CliIo): Promise<ServiceClient> {
   const transport = await transportOf(values, io);
+  // An operator credential from `edgekit identities` is named after its identity; the broker checks that this
+  // client speaks for no one else.
+  const username = values.username ?? io.env?.EDGEKIT_USERNAME;
   return connectService({
     transport,
+    ...(username !== undefined && parseIdentity(username)?.kind === 'operator' ? { identity: username } : {}),
     connectTimeoutInMs: secondsOption('connect-timeout', values['connect-timeout'], 10_000),
     ...(io.signal ? { abortSignal: io.signal } : {}),
   });
