@@ -87,7 +87,17 @@ export {
   isEdgeKitError,
   MethodError,
 } from './errors.js';
-export { MAX_NAME_LENGTH } from './names.js';
+export {
+  checkIdentity,
+  type Identity,
+  MAX_NAME_LENGTH,
+  moduleIdentity,
+  OPERATOR,
+  operatorIdentity,
+  type ParsedIdentity,
+  parseIdentity,
+} from './names.js';
+export { type AccessPlan, type PlanAccessOptions, type Principal, planAccess } from './service/access.js';
 export {
   type ApplyDeploymentOptions,
   connectService,
@@ -107,6 +117,20 @@ export {
   type WatchOptions,
 } from './service/client.js';
 export { type Deployment, type DeploymentProblem, readDeployment } from './service/deployment.js';
+export {
+  emptyIdentityStore,
+  type IdentityStore,
+  type IssuedCertificate,
+  type IssuedCredential,
+  type IssueIdentitiesOptions,
+  type IssueIdentitiesResult,
+  issueIdentities,
+  type PasswordHashes,
+  principalsOf,
+  readIdentityStore,
+  type StoredCredential,
+  withCertificate,
+} from './service/identities.js';
 export type {
   MessageMonitor,
   MonitorDestination,
