@@ -5,15 +5,19 @@
  * a broker given with `--broker`. The modules are the ones in `examples/`, bundled into the command.
  */
 
+import path from 'node:path';
 import manifest from '../../../examples/deployment.json' with { type: 'json' };
 import { Filter, startFilter } from '../../../examples/filter/module.js';
 import { startSensor, TemperatureSensor } from '../../../examples/temperature-sensor/module.js';
 import { connect } from '../../connect.js';
 import type { ModuleClient } from '../../core/types.js';
 import { redactCredentials } from '../../redact.js';
+import { planAccess } from '../../service/access.js';
 import type { ServiceClient } from '../../service/client.js';
 import { connectService } from '../../service/client.js';
+import { readDeployment } from '../../service/deployment.js';
 import { amqp } from '../../transports/amqp/index.js';
+import { MemoryBroker, memory } from '../../transports/memory/index.js';
 import { mqtt } from '../../transports/mqtt/index.js';
 import {
   BROKER_HELP,
@@ -31,15 +35,23 @@ import {
 } from '../shared.js';
 import { textLine } from './monitor.js';
 
-const HELP = `Usage: edgekit demo [--broker <url>] [--duration <s>]
+const HELP = `Usage: edgekit demo [--broker <url> [--identities <dir>]] [--duration <s>]
 
 Runs the example pipeline: a simulated temperature sensor feeding a filter that sends
 alerts to $upstream, deployed from the example deployment manifest. A monitor prints
 every message; along the way the operator raises the filter's threshold (a desired
 property) and resets the sensor (a direct method). Stops after --duration or on Ctrl-C.
 
+Identities are on: in memory, the broker enforces the deployment's access plan (each
+module may do only what the deployment allows, as a broker configured by
+"edgekit identities" does). On a broker, give --identities with the directory that
+"edgekit identities examples/deployment.json --device demo-device" wrote, and load its
+broker configuration: each module and the operator then log in with their own
+credentials.
+
 Options:
   --duration <s>         seconds to run (default 12)
+  --identities <dir>     log in with the credentials in this identities directory
 
 ${BROKER_HELP.replace('[EDGEKIT_BROKER_URL]', '[default memory:, in this process]')}
 
@@ -53,7 +65,10 @@ Examples:
 const DEVICE = 'demo-device';
 
 async function demo(args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommand(args, { duration: { type: 'string' } });
+  const { values, positionals } = parseCommand(args, {
+    duration: { type: 'string' },
+    identities: { type: 'string' },
+  });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const durationInMs = secondsOption('duration', values.duration, 12_000);
   const paint = painter(io);
@@ -62,19 +77,44 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
     io.stdout.write(
       `${paint('dim', `+${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`)} ${paint('magenta', who.padEnd(8))} ${text}\n`,
     );
+  const url = values.broker ?? 'memory:';
+  const identities = typeof values.identities === 'string' ? values.identities : undefined;
+  if (identities !== undefined && url === 'memory:') {
+    throw new UsageError('--identities goes with --broker: in memory the access plan is enforced without credentials');
+  }
+  /** The broker options a principal logs in with: its own credential from the identities directory. */
+  const as = (username: string) =>
+    identities === undefined
+      ? values
+      : {
+          ...values,
+          username,
+          'password-file': path.join(identities, 'credentials', ...username.split('/'), 'password'),
+        };
+  // In memory, a broker of the demo's own that enforces the deployment's access plan.
+  const secured =
+    url === 'memory:'
+      ? new MemoryBroker({ access: planAccess(readDeployment(manifest), DEVICE).principals })
+      : undefined;
   // The operator keeps no session; the modules use the plain transports, so their inputs wait for them on a broker.
-  const operatorValues = { ...values, broker: values.broker ?? 'memory:' };
-  const transport = await transportOf(operatorValues, io, 'memory:', { mqtt, amqp });
-  const url = operatorValues.broker;
+  const operatorValues = { ...as('$operator/operator'), broker: url };
+  const moduleTransport = async (moduleId: string) =>
+    secured !== undefined
+      ? memory({ broker: secured })
+      : transportOf({ ...as(`${DEVICE}/${moduleId}`), broker: url }, io, undefined, { mqtt, amqp });
   let service: ServiceClient | undefined;
   const modules: ModuleClient<typeof Filter | typeof TemperatureSensor>[] = [];
   const timers: ReturnType<typeof setTimeout>[] = [];
   try {
     service = await connectService({
-      transport: await transportOf(operatorValues, io),
+      transport: secured !== undefined ? memory({ broker: secured }) : await transportOf(operatorValues, io),
       connectTimeoutInMs: secondsOption('connect-timeout', values['connect-timeout'], 10_000),
+      ...(identities !== undefined || secured !== undefined ? { identity: '$operator/operator' } : {}),
     });
-    const shown = url === 'memory:' ? 'the in-process memory broker' : redactCredentials(url, [values.password]);
+    const shown =
+      url === 'memory:'
+        ? 'the in-process memory broker, enforcing the deployment’s access plan'
+        : `${redactCredentials(url, [values.password])}${identities === undefined ? '' : ', each module with its own credential'}`;
     log('demo', `running on ${shown}`);
     const result = await service.applyDeployment(DEVICE, manifest);
     await service.updateDesired(DEVICE, 'SimulatedTemperatureSensor', { SendInterval: 0.3 });
@@ -87,13 +127,17 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
       for await (const event of monitor) io.stdout.write(`${textLine(event, io)}\n`);
     })();
 
-    const filter = await connect(Filter, { deviceId: DEVICE, moduleId: 'filter', transport });
+    const filter = await connect(Filter, {
+      deviceId: DEVICE,
+      moduleId: 'filter',
+      transport: await moduleTransport('filter'),
+    });
     modules.push(filter);
     await startFilter(filter);
     const sensor = await connect(TemperatureSensor, {
       deviceId: DEVICE,
       moduleId: 'SimulatedTemperatureSensor',
-      transport,
+      transport: await moduleTransport('SimulatedTemperatureSensor'),
     });
     modules.push(sensor);
     const stopSensor = await startSensor(sensor);

@@ -3,6 +3,8 @@
  * at-least-once delivery (unacked messages return on disconnect), retained values, request/reply, last wills, and
  * simulated connection loss. It moves bytes only; the core does everything else, exactly as over MQTT or AMQP.
  */
+
+import type { Principal } from '../../access.js';
 import { type Clock, sleep, systemClock } from '../../clock.js';
 import { EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
 import { checkAddressPattern, checkIdentity, matchesAddressPattern } from '../../names.js';
@@ -106,6 +108,14 @@ const STALLED_CLOSE_TIMEOUT_MS = 5_000;
 export interface MemoryBrokerOptions {
   /** Time source for TTLs and request timeouts; default the system clock. */
   readonly clock?: Clock;
+  /**
+   * Enforces these principals' rights (the `principals` of `planAccess` or `issueIdentities`) as a broker configured
+   * by `edgekit identities` would: a connection is the principal whose client id it uses (a module, a replica) or,
+   * for other client ids, the operator whose identity it speaks for; anyone else is refused, and an operation a
+   * principal may not do rejects with `not-authorized`. For unit tests and demos that should fail where a module
+   * oversteps its deployment, as it would on a production broker. Absent: everything is allowed.
+   */
+  readonly access?: readonly Principal[];
 }
 
 /**
@@ -129,8 +139,11 @@ export class MemoryBroker {
   private readonly taps = new Set<(event: BrokerEvent) => void>();
   private seq = 0;
 
+  private readonly access: readonly Principal[] | undefined;
+
   constructor(options: MemoryBrokerOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.access = options.access;
   }
 
   /** A transport whose connections go through this broker. */
@@ -156,9 +169,34 @@ export class MemoryBroker {
       .get(options.clientId)
       ?.end(new EdgeKitError('connection-lost', 'taken over by a new connection'), false);
     const identity = options.identity === undefined ? undefined : checkIdentity(options.identity);
-    const conn = new MemoryConnection(this, options.clientId, options.will, identity);
+    const principal = this.authorize(options.clientId, identity, options.will?.key);
+    const conn = new MemoryConnection(this, options.clientId, options.will, identity, principal);
     this.connections.set(options.clientId, conn);
     return conn;
+  }
+
+  /** The principal a connection is (see {@link MemoryBrokerOptions.access}); refuses one that is none. */
+  private authorize(
+    clientId: string,
+    identity: string | undefined,
+    willKey: string | undefined,
+  ): Principal | undefined {
+    if (this.access === undefined) return undefined;
+    const principal =
+      this.access.find((p) => p.clientId === clientId) ??
+      this.access.find((p) => p.clientId === undefined && identity !== undefined && p.identity === identity);
+    const refuse = (why: string) =>
+      new EdgeKitError('connection-failed', `memory broker refuses ${clientId}: ${why}`, {
+        details: { reason: 'not-authorized' },
+      });
+    if (principal === undefined) throw refuse('no principal of the access plan connects with this client id');
+    if (identity !== undefined && identity !== principal.identity) {
+      throw refuse(`it speaks for ${identity}, but the principal is ${principal.identity}`);
+    }
+    if (willKey !== undefined && !allows(principal, 'writeRetained', willKey)) {
+      throw refuse(`its last will writes ${willKey}, which it may not write`);
+    }
+    return principal;
   }
 
   /**
@@ -469,6 +507,8 @@ export class MemoryConnection implements TransportConnection {
     private readonly will: TransportConnectOptions['will'],
     /** What it publishes under: in one process the identity needs no proof. */
     private readonly identity: string | undefined,
+    /** Its rights, when the broker enforces an access plan. */
+    private readonly principal: Principal | undefined,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -502,12 +542,21 @@ export class MemoryConnection implements TransportConnection {
     this.consumers.delete(consumer);
   }
 
+  /** Refuses what the connection's principal may not do (see {@link MemoryBrokerOptions.access}). */
+  private permit(right: Right, address: string): void {
+    if (this.principal === undefined || allows(this.principal, right, address)) return;
+    throw new EdgeKitError('not-authorized', `memory broker: ${this.principal.username} may not ${right} ${address}`, {
+      details: { right, address, principal: this.principal.username },
+    });
+  }
+
   private check(): void {
     if (!this.open) throw new EdgeKitError('connection-lost', `connection ${this.clientId} is closed`);
   }
 
   async publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
     this.check();
+    this.permit('publish', address);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     if (!(bytes instanceof Uint8Array)) throw new TypeError('publish: bytes must be a Uint8Array');
     this.broker.publish(address, bytes, options, this.identity);
@@ -515,6 +564,7 @@ export class MemoryConnection implements TransportConnection {
 
   async consume(address: string, options: ConsumeOptions, onDelivery: (d: Delivery) => void): Promise<Subscription> {
     this.check();
+    this.permit('consume', address);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     if (!Number.isInteger(options.prefetch) || options.prefetch < 1)
       throw new RangeError('consume: prefetch must be an integer ≥ 1');
@@ -531,12 +581,14 @@ export class MemoryConnection implements TransportConnection {
 
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
     this.check();
+    this.permit('writeRetained', key);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     this.broker.setRetained(key, value);
   }
 
   async observe(pattern: string, onMessage: ObserveHandler): Promise<Subscription> {
     this.check();
+    this.permit('observe', pattern);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const segments = checkAddressPattern(pattern);
     if (typeof onMessage !== 'function') throw new TypeError('observe: onMessage must be a function');
@@ -560,12 +612,14 @@ export class MemoryConnection implements TransportConnection {
 
   async listRetained(pattern: string): Promise<ReadonlyMap<string, Uint8Array>> {
     this.check();
+    this.permit('observe', pattern);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     return this.broker.listRetained(checkAddressPattern(pattern));
   }
 
   async getRetained(key: string): Promise<Uint8Array | undefined> {
     this.check();
+    this.permit('readRetained', key);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const v = this.broker.getRetained(key);
     return v === undefined ? undefined : new Uint8Array(v);
@@ -573,6 +627,7 @@ export class MemoryConnection implements TransportConnection {
 
   async watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
     this.check();
+    this.permit('readRetained', key);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const stop = this.broker.watch(key, (v) => {
       if (this.open && !this.isStalled) onValue(v === undefined ? undefined : new Uint8Array(v));
@@ -588,12 +643,14 @@ export class MemoryConnection implements TransportConnection {
 
   async request(address: string, bytes: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
     this.check();
+    this.permit('request', address);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     return this.broker.request(address, bytes, options, this.identity);
   }
 
   async serve(address: string, handler: RequestHandler): Promise<Subscription> {
     this.check();
+    this.permit('serve', address);
     if (this.silence !== undefined) await this.silence; // a silent link: pending until the connection ends
     const stop = this.broker.serve(address, this, handler);
     this.cleanups.add(stop);
@@ -635,4 +692,16 @@ export class MemoryConnection implements TransportConnection {
     if (fireWill && this.will) this.broker.setRetained(this.will.key, this.will.value);
     this.resolveClosed(cause);
   }
+}
+
+/** What a principal may do with an address; `observe` stands for observing and listing (operators only). */
+type Right = 'publish' | 'consume' | 'serve' | 'request' | 'readRetained' | 'writeRetained' | 'observe';
+
+function allows(principal: Principal, right: Right, address: string): boolean {
+  if (principal.all) return true;
+  if (right === 'observe') return false;
+  // What a principal may write it may also read back (its reported properties, its presence).
+  const patterns =
+    right === 'readRetained' ? [...principal.readRetained, ...principal.writeRetained] : principal[right];
+  return patterns.some((pattern) => matchesAddressPattern(pattern.split('/'), address));
 }
