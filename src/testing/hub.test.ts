@@ -86,6 +86,38 @@ describe('test hub', () => {
     await expect.poll(() => seen).toEqual([1]);
   });
 
+  test('enforceAccess: a module that oversteps its deployment fails as on a broker with edgekit identities', async () => {
+    const manifest = {
+      modulesContent: {
+        $edgeAgent: { 'properties.desired': { modules: { echo: {}, other: {} } } },
+        $edgeHub: {
+          'properties.desired': {
+            schemaVersion: '1.1',
+            routes: { r: 'FROM /messages/modules/other/outputs/* INTO BrokeredEndpoint("/modules/echo/inputs/in")' },
+          },
+        },
+      },
+    };
+    await using hub = await createTestHub({ manifest, enforceAccess: true });
+    const echo = await hub.connect(Echo, { moduleId: 'echo' });
+    const seen: number[] = [];
+    await echo.onInput('in', (m) => {
+      seen.push(m.body.n);
+    });
+    await hub.send('echo', 'in', { n: 1 });
+    await expect.poll(() => seen).toEqual([1]);
+    // No route leads from echo anywhere: its send reaches nothing. A module not in the deployment cannot connect.
+    await expect(hub.connect(Echo, { moduleId: 'stranger', connectTimeoutInMs: 200 })).rejects.toMatchObject({
+      code: 'connection-failed',
+    });
+    const other = hub.transport();
+    const rogue = await other.connect({ clientId: 'test-device/other', identity: 'test-device/other' });
+    await expect(rogue.consume('inputs/test-device/echo/in', { prefetch: 1 }, () => undefined)).rejects.toMatchObject({
+      code: 'not-authorized',
+    });
+    await rogue.close();
+  });
+
   test('a manual clock controls TTLs: an expired message is never delivered', async () => {
     const clock = new ManualClock();
     await using hub = await createTestHub({ clock });

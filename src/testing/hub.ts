@@ -13,7 +13,8 @@ import type { JsonObject } from '../core/twin.js';
 import type { ConnectOptions, MethodResult, ModuleClient, TwinSection } from '../core/types.js';
 import type { Presence } from '../core/wire.js';
 import { EdgeKitError } from '../errors.js';
-import { addresses, checkName } from '../names.js';
+import { addresses, checkName, operatorIdentity } from '../names.js';
+import { planAccess } from '../service/access.js';
 import { readDeployment } from '../service/deployment.js';
 import {
   deployRoutes,
@@ -151,6 +152,12 @@ export interface TestHubOptions {
   readonly manifest?: unknown;
   /** `new ManualClock()` puts TTLs, timeouts, retries and reconnects under the test's control. Default: real time. */
   readonly clock?: Clock;
+  /**
+   * With a `manifest`: the hub's broker enforces the deployment's access plan (`planAccess`), so a module that does
+   * more than its deployment allows — consumes another's input, publishes where no route leads, writes another's
+   * twin — fails with `not-authorized` as it would on a broker configured by `edgekit identities`. Default false.
+   */
+  readonly enforceAccess?: boolean;
 }
 
 /** Options for {@link TestHub.connect}. */
@@ -185,12 +192,20 @@ export class TestHub implements AsyncDisposable {
   constructor(options: TestHubOptions) {
     this.clock = options.clock ?? systemClock;
     this.deviceId = checkName('device id', options.deviceId ?? 'test-device');
-    this.broker = new MemoryBroker({ clock: this.clock });
+    if (options.enforceAccess === true && options.manifest === undefined) {
+      throw new TypeError('createTestHub: enforceAccess needs the manifest whose access plan to enforce');
+    }
+    const access =
+      options.enforceAccess === true
+        ? planAccess(readDeployment(options.manifest), this.deviceId).principals
+        : undefined;
+    this.broker = new MemoryBroker({ clock: this.clock, ...(access === undefined ? {} : { access }) });
   }
 
   /** @internal */
   async init(options: TestHubOptions): Promise<void> {
-    this.conn = await this.broker.transport().connect({ clientId: '$testhub' });
+    // The operator of the access plan, when the broker enforces one.
+    this.conn = await this.broker.transport().connect({ clientId: '$testhub', identity: operatorIdentity('operator') });
     let routes = options.routes;
     if (options.manifest !== undefined) {
       const deployment = readDeployment(options.manifest);
