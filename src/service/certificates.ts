@@ -1,0 +1,627 @@
+/**
+ * Client certificates and certificate revocation lists for brokers that take a client's identity from its
+ * certificate's common name (Mosquitto's `use_identity_as_username`, RabbitMQ's EXTERNAL mechanism), issued from a CA
+ * the user gives. `node:crypto` generates keys and signs but builds no X.509 structures, so a minimal DER encoder
+ * (and a reader for the few parts of the CA certificate we copy) lives here.
+ */
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  X509Certificate,
+} from 'node:crypto';
+import { EdgeKitError } from '../errors.js';
+
+/** The issuing CA: its certificate and private key as PEM text. */
+export interface CertificateAuthority {
+  /**
+   * The CA certificate (PEM; of a bundle, the first certificate). It must be a CA (basicConstraints CA:TRUE), valid
+   * now, and, when it has a keyUsage extension, allow keyCertSign, and cRLSign to sign revocation lists.
+   */
+  readonly cert: string;
+  /**
+   * Its private key as PEM, in any form Node's `createPrivateKey` reads: PKCS#8 (encrypted or not), PKCS#1 RSA, SEC1
+   * EC. RSA of 2048 bits or more, EC P-256 or P-384.
+   */
+  readonly key: string;
+  /** The passphrase of an encrypted key. */
+  readonly passphrase?: string;
+}
+
+/** Options for {@link issueClientCertificate}. */
+export interface IssueClientCertificateOptions {
+  readonly ca: CertificateAuthority;
+  /**
+   * The subject's common name, which the broker takes as the user name: `<device>/<module>`, `$operator/<name>`, or
+   * another user name the broker knows. Encoded as UTF8String; must not be empty or contain control characters.
+   */
+  readonly commonName: string;
+  /** Days from now until the certificate expires: an integer from 1 to 3650; default 365. */
+  readonly validityDays?: number;
+  /** The new key: `ec` (P-256, default) or `rsa` (2048 bits). */
+  readonly keyType?: 'ec' | 'rsa';
+  /** A positive serial number of at most 20 bytes; default 16 random bytes (127 random bits). */
+  readonly serialNumber?: bigint;
+}
+
+/** What {@link issueClientCertificate} returns. */
+export interface IssuedClientCertificate {
+  /** The certificate, PEM. */
+  readonly cert: string;
+  /** Its private key, unencrypted PKCS#8 PEM: store it where only the module can read it. */
+  readonly key: string;
+  /** The serial number as uppercase hex, as `X509Certificate#serialNumber` shows it; what a CRL entry names. */
+  readonly serialNumber: string;
+  /** The end of the validity period (whole seconds). */
+  readonly notAfter: Date;
+}
+
+/** One entry of a revocation list. */
+export interface RevokedCertificate {
+  /** The certificate's serial number in hex (either case, leading zeros allowed), e.g. from {@link IssuedClientCertificate}. */
+  readonly serialNumber: string;
+  /** When it was revoked. */
+  readonly revokedAt: Date;
+}
+
+/** Options for {@link createRevocationList}. */
+export interface CreateRevocationListOptions {
+  readonly ca: CertificateAuthority;
+  /** The certificates the CA revoked; none gives an empty list. */
+  readonly revoked: ReadonlyArray<RevokedCertificate>;
+  /** When the list is issued; default five minutes ago (see {@link issueClientCertificate} on clock skew). */
+  readonly thisUpdate?: Date;
+  /**
+   * Days after `thisUpdate` by which a newer list will be issued: an integer from 1 to 3650; default 30. A broker that
+   * checks revocation refuses every client of the CA once this date has passed, so issue a new list before.
+   */
+  readonly nextUpdateDays?: number;
+  /**
+   * The list's sequence number (cRLNumber), non-negative and growing with each list the CA issues; default the
+   * milliseconds of `thisUpdate` since 1970, which grows as long as the issuing clock does.
+   */
+  readonly crlNumber?: bigint;
+}
+
+const DAY_MS = 86_400_000;
+/**
+ * How far back notBefore and the default thisUpdate are set: a broker whose clock is a little behind the issuer's
+ * would otherwise refuse a fresh certificate, or every client when a fresh revocation list is "not yet valid".
+ */
+const CLOCK_SKEW_MS = 5 * 60_000;
+/** RFC 5280 §4.1.2.2: serial numbers (and CRL numbers, §5.2.3) are at most 20 octets. */
+const MAX_INTEGER_OCTETS = 20;
+
+// ---------------------------------------------------------------------------------------------------------------
+// DER writer: only the types certificates and CRLs use here.
+
+function tlv(tag: number, ...content: readonly Uint8Array[]): Buffer {
+  const body = Buffer.concat(content);
+  let length: Buffer;
+  if (body.length < 0x80) {
+    length = Buffer.from([body.length]);
+  } else {
+    const octets: number[] = [];
+    for (let n = body.length; n > 0; n = Math.floor(n / 256)) octets.unshift(n % 256);
+    length = Buffer.from([0x80 | octets.length, ...octets]);
+  }
+  return Buffer.concat([Buffer.from([tag]), length, body]);
+}
+
+const sequence = (...items: readonly Uint8Array[]) => tlv(0x30, ...items);
+const set = (...items: readonly Uint8Array[]) => tlv(0x31, ...items);
+const octetString = (bytes: Uint8Array) => tlv(0x04, bytes);
+const utf8String = (text: string) => tlv(0x0c, Buffer.from(text, 'utf8'));
+const TRUE = tlv(0x01, Buffer.from([0xff]));
+const NULL = tlv(0x05);
+/** `[n] EXPLICIT`: a constructed context tag around a whole element. */
+const explicit = (n: number, element: Uint8Array) => tlv(0xa0 | n, element);
+/** `[n] IMPLICIT OCTET STRING`: a primitive context tag in place of the octet string's own. */
+const implicitOctets = (n: number, bytes: Uint8Array) => tlv(0x80 | n, bytes);
+
+/** The minimal magnitude octets of a non-negative integer (zero is one zero octet). */
+function magnitude(value: bigint): Buffer {
+  const hex = value.toString(16);
+  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex');
+}
+
+/**
+ * INTEGER, two's complement and minimal. Only non-negative values occur here (versions, serial and CRL numbers), so
+ * two's complement just means a leading zero octet when the top bit of the magnitude is set.
+ */
+function integer(value: bigint): Buffer {
+  if (value < 0n) throw new RangeError('internal: negative INTEGER');
+  const octets = magnitude(value);
+  return tlv(0x02, (octets[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), octets]) : octets);
+}
+
+function oid(dotted: string): Buffer {
+  const arcs = dotted.split('.').map(BigInt);
+  const [first = 0n, second = 0n, ...rest] = arcs;
+  const octets: number[] = [];
+  for (const arc of [first * 40n + second, ...rest]) {
+    // Base 128, most significant group first, the high bit set on every octet but the last.
+    const groups: number[] = [Number(arc & 0x7fn)];
+    for (let v = arc >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80);
+    octets.push(...groups);
+  }
+  return tlv(0x06, Buffer.from(octets));
+}
+
+/** BIT STRING of whole octets. */
+const bitString = (bytes: Uint8Array) => tlv(0x03, Buffer.from([0]), bytes);
+
+/**
+ * A named-bit BIT STRING (keyUsage) from bit numbers; DER drops trailing zero bits, so the unused-bit count says
+ * where the last set bit is.
+ */
+function namedBits(bits: readonly number[]): Buffer {
+  const last = Math.max(...bits);
+  const octets = Buffer.alloc((last >> 3) + 1);
+  for (const bit of bits) octets[bit >> 3] = (octets[bit >> 3] ?? 0) | (0x80 >> (bit & 7));
+  return tlv(0x03, Buffer.from([7 - (last & 7)]), octets);
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds, in UTC. */
+function time(date: Date): Buffer {
+  const year = date.getUTCFullYear();
+  const two = (n: number) => String(n).padStart(2, '0');
+  const rest = `${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(
+    date.getUTCMinutes(),
+  )}${two(date.getUTCSeconds())}Z`;
+  if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(`${two(year % 100)}${rest}`, 'ascii'));
+  return tlv(0x18, Buffer.from(`${String(year).padStart(4, '0')}${rest}`, 'ascii'));
+}
+
+function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
+  return sequence(oid(id), ...(critical ? [TRUE] : []), octetString(value));
+}
+
+function pem(label: string, der: Uint8Array): string {
+  const lines =
+    Buffer.from(der)
+      .toString('base64')
+      .match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+const OID = {
+  commonName: '2.5.4.3',
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  basicConstraints: '2.5.29.19',
+  crlNumber: '2.5.29.20',
+  authorityKeyIdentifier: '2.5.29.35',
+  extKeyUsage: '2.5.29.37',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+  sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
+  ecdsaWithSHA256: '1.2.840.10045.4.3.2',
+  ecdsaWithSHA384: '1.2.840.10045.4.3.3',
+} as const;
+
+/** keyUsage bit numbers (RFC 5280 §4.2.1.3). */
+const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2, cRLSign: 6 } as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// DER reader: just enough to walk a certificate Node has already parsed, and a SubjectPublicKeyInfo.
+
+interface Element {
+  readonly tag: number;
+  /** Offsets into the DER: the tag, the first content octet, one past the last. */
+  readonly start: number;
+  readonly body: number;
+  readonly end: number;
+}
+
+class MalformedDer extends Error {}
+
+function octetAt(der: Uint8Array, at: number): number {
+  const octet = der[at];
+  if (octet === undefined) throw new MalformedDer(`truncated at offset ${at}`);
+  return octet;
+}
+
+function readElement(der: Uint8Array, at: number, limit: number): Element {
+  const tag = octetAt(der, at);
+  if ((tag & 0x1f) === 0x1f) throw new MalformedDer(`multi-octet tag at offset ${at}`);
+  let length = octetAt(der, at + 1);
+  let body = at + 2;
+  if (length & 0x80) {
+    const count = length & 0x7f;
+    if (count === 0 || count > 4) throw new MalformedDer(`unsupported length at offset ${at}`);
+    length = 0;
+    for (let i = 0; i < count; i++) length = length * 256 + octetAt(der, body++);
+  }
+  if (body + length > limit) throw new MalformedDer(`element at offset ${at} overruns its parent`);
+  return { tag, start: at, body, end: body + length };
+}
+
+function childrenOf(der: Uint8Array, parent: Element): Element[] {
+  const children: Element[] = [];
+  for (let at = parent.body; at < parent.end; ) {
+    const child = readElement(der, at, parent.end);
+    children.push(child);
+    at = child.end;
+  }
+  return children;
+}
+
+function child(der: Uint8Array, parent: Element, index: number, tag: number): Element {
+  const found = childrenOf(der, parent)[index];
+  if (found?.tag !== tag) throw new MalformedDer(`expected tag 0x${tag.toString(16)} at position ${index}`);
+  return found;
+}
+
+const contents = (der: Uint8Array, element: Element) => Buffer.from(der.subarray(element.body, element.end));
+
+/** RFC 5280 §4.2.1.2 method 1: the SHA-1 of the subjectPublicKey bits (without tag, length and unused-bit octet). */
+function keyIdentifier(publicKey: KeyObject): Buffer {
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  const bits = child(spki, readElement(spki, 0, spki.length), 1, 0x03);
+  return createHash('sha1')
+    .update(spki.subarray(bits.body + 1, bits.end))
+    .digest();
+}
+
+/** What we need of the CA certificate that `X509Certificate` does not give. */
+interface CaFields {
+  /** Its subject Name, DER, as encoded: the issuer of everything it signs. */
+  readonly subject: Buffer;
+  readonly subjectKeyIdentifier: Buffer | undefined;
+  /** keyUsage bits set, or undefined when it has no keyUsage extension (any use allowed). */
+  readonly keyUsage: ReadonlySet<number> | undefined;
+}
+
+function readCaFields(der: Uint8Array): CaFields {
+  const certificate = readElement(der, 0, der.length);
+  const tbs = child(der, certificate, 0, 0x30);
+  const fields = childrenOf(der, tbs);
+  // version [0] is absent in v1 certificates; then serial, signature, issuer, validity, subject, subjectPublicKeyInfo.
+  const first = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const subject = fields[first + 4];
+  if (subject?.tag !== 0x30) throw new MalformedDer('no subject');
+  let subjectKeyIdentifier: Buffer | undefined;
+  let keyUsage: Set<number> | undefined;
+  const wrapped = fields.find((field) => field.tag === 0xa3);
+  const extensions = wrapped === undefined ? [] : childrenOf(der, child(der, wrapped, 0, 0x30));
+  for (const ext of extensions) {
+    const parts = childrenOf(der, ext);
+    const id = parts[0];
+    const value = parts[parts.length - 1];
+    if (id?.tag !== 0x06 || value?.tag !== 0x04) throw new MalformedDer('malformed extension');
+    const idBytes = der.subarray(id.start, id.end);
+    if (oid(OID.subjectKeyIdentifier).equals(idBytes)) {
+      subjectKeyIdentifier = contents(der, readElement(der, value.body, value.end));
+    } else if (oid(OID.keyUsage).equals(idBytes)) {
+      const bits = contents(der, readElement(der, value.body, value.end)).subarray(1);
+      keyUsage = new Set();
+      for (let bit = 0; bit < bits.length * 8; bit++) {
+        if (((bits[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) keyUsage.add(bit);
+      }
+    }
+  }
+  return { subject: Buffer.from(der.subarray(subject.start, subject.end)), subjectKeyIdentifier, keyUsage };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The CA.
+
+interface Signer {
+  /** The AlgorithmIdentifier, both inside the signed part and next to the signature. */
+  readonly algorithm: Buffer;
+  readonly hash: 'sha256' | 'sha384';
+  readonly key: KeyObject;
+}
+
+interface LoadedCa {
+  readonly subject: Buffer;
+  /** For authorityKeyIdentifier: the CA's own subjectKeyIdentifier, else the hash of its key. */
+  readonly keyIdentifier: Buffer;
+  readonly signer: Signer;
+}
+
+function invalid(message: string, option: string, cause?: unknown): EdgeKitError {
+  return new EdgeKitError('invalid-configuration', message, {
+    details: { option },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function signerFor(key: KeyObject, what: string): Signer {
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa') {
+    const bits = details.modulusLength ?? 0;
+    if (bits < 2048) throw new RangeError(`${what}: an RSA CA key needs at least 2048 bits, this one has ${bits}`);
+    return { algorithm: sequence(oid(OID.sha256WithRSAEncryption), NULL), hash: 'sha256', key };
+  }
+  if (type === 'ec' && details.namedCurve === 'prime256v1') {
+    return { algorithm: sequence(oid(OID.ecdsaWithSHA256)), hash: 'sha256', key };
+  }
+  if (type === 'ec' && details.namedCurve === 'secp384r1') {
+    return { algorithm: sequence(oid(OID.ecdsaWithSHA384)), hash: 'sha384', key };
+  }
+  const kind = type === 'ec' ? `EC ${details.namedCurve ?? 'unknown curve'}` : String(type);
+  throw new RangeError(
+    `${what}: a CA key of type ${kind} is not supported; use RSA (2048 bits or more), EC P-256 or P-384`,
+  );
+}
+
+/** Checks the CA for `use` and reads what signing needs; no message repeats key or passphrase text. */
+function loadCa(ca: CertificateAuthority, use: 'certificates' | 'lists', what: string, now: number): LoadedCa {
+  if (typeof ca !== 'object' || ca === null) throw new TypeError(`${what}: ca must be an object { cert, key }`);
+  if (typeof ca.cert !== 'string') throw new TypeError(`${what}: ca.cert must be PEM text, got ${typeof ca.cert}`);
+  if (typeof ca.key !== 'string') throw new TypeError(`${what}: ca.key must be PEM text, got ${typeof ca.key}`);
+  if (ca.passphrase !== undefined && typeof ca.passphrase !== 'string') {
+    throw new TypeError(`${what}: ca.passphrase must be a string, got ${typeof ca.passphrase}`);
+  }
+  let cert: X509Certificate;
+  // Node separates the attributes of a name with newlines; one line reads better in a message.
+  const subjectOf = (c: X509Certificate) => c.subject.replaceAll('\n', ', ');
+  try {
+    cert = new X509Certificate(ca.cert);
+  } catch (error) {
+    throw invalid(`${what}: ca.cert is not a PEM certificate`, 'ca.cert', error);
+  }
+  // OpenSSL's test, as Node exposes it: basicConstraints CA:TRUE and, when there is a keyUsage, keyCertSign.
+  if (!cert.ca) {
+    throw invalid(
+      `${what}: ca.cert (${subjectOf(cert)}) is not a CA certificate: it needs basicConstraints CA:TRUE and, with a keyUsage, keyCertSign`,
+      'ca.cert',
+    );
+  }
+  const validFrom = Date.parse(cert.validFrom);
+  const validTo = Date.parse(cert.validTo);
+  if (!(now >= validFrom && now <= validTo)) {
+    throw invalid(`${what}: ca.cert is valid from ${cert.validFrom} to ${cert.validTo}, not now`, 'ca.cert');
+  }
+  let fields: CaFields;
+  try {
+    fields = readCaFields(cert.raw);
+  } catch (error) {
+    throw invalid(`${what}: ca.cert could not be read (${(error as Error).message})`, 'ca.cert');
+  }
+  if (use === 'lists' && fields.keyUsage !== undefined && !fields.keyUsage.has(KEY_USAGE.cRLSign)) {
+    throw invalid(`${what}: ca.cert's keyUsage does not allow cRLSign`, 'ca.cert');
+  }
+
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({
+      key: ca.key,
+      format: 'pem',
+      ...(ca.passphrase === undefined ? {} : { passphrase: ca.passphrase }),
+    });
+  } catch (error) {
+    // Node's messages name the failing OpenSSL routine, never the key; the code says which case it is.
+    const code = (error as { code?: unknown }).code;
+    if (
+      ca.passphrase === undefined &&
+      /^(-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED)/m.test(ca.key)
+    ) {
+      throw invalid(`${what}: ca.key is encrypted; pass its ca.passphrase`, 'ca.passphrase', error);
+    }
+    if (code === 'ERR_OSSL_BAD_DECRYPT') {
+      throw invalid(`${what}: ca.key could not be decrypted with ca.passphrase`, 'ca.passphrase', error);
+    }
+    throw invalid(
+      `${what}: ca.key is not a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)${typeof code === 'string' ? ` (${code})` : ''}`,
+      'ca.key',
+      error,
+    );
+  }
+  const signer = signerFor(key, what);
+  let matches = false;
+  try {
+    matches = cert.checkPrivateKey(key);
+  } catch {
+    // A key of another type than the certificate's: not a match.
+  }
+  if (!matches) throw invalid(`${what}: ca.key is not the key of ca.cert (${subjectOf(cert)})`, 'ca.key');
+  return {
+    subject: fields.subject,
+    keyIdentifier: fields.subjectKeyIdentifier ?? keyIdentifier(cert.publicKey),
+    signer,
+  };
+}
+
+/** `SEQUENCE { tbs, algorithm, BIT STRING signature }`, the shape of both certificates and CRLs. */
+function signed(tbs: Buffer, signer: Signer): Buffer {
+  return sequence(tbs, signer.algorithm, bitString(sign(signer.hash, tbs, signer.key)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Argument checks.
+
+function checkDays(value: unknown, name: string, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`${what}: ${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < 1 || value > 3650) {
+    throw new RangeError(`${what}: ${name} must be a whole number of days from 1 to 3650, got ${value}`);
+  }
+  return value;
+}
+
+function checkDate(value: unknown, name: string, what: string): Date {
+  if (!(value instanceof Date)) throw new TypeError(`${what}: ${name} must be a Date`);
+  const year = value.getUTCFullYear();
+  // NaN fails both comparisons: an invalid Date lands here too.
+  if (!(year >= 0 && year <= 9999)) throw new RangeError(`${what}: ${name} must be a valid date in years 0–9999`);
+  return value;
+}
+
+function checkCount(value: unknown, name: string, min: bigint, what: string): bigint {
+  if (typeof value !== 'bigint') throw new TypeError(`${what}: ${name} must be a bigint, got ${typeof value}`);
+  if (value < min || magnitude(value).length > MAX_INTEGER_OCTETS) {
+    throw new RangeError(`${what}: ${name} must be ${min === 0n ? 'non-negative' : 'positive'} and at most 20 bytes`);
+  }
+  return value;
+}
+
+function randomSerial(): bigint {
+  for (;;) {
+    const octets = randomBytes(16);
+    // Clear the top bit: the value stays positive in 16 octets, with 127 random bits (CA/B asks for at least 64).
+    octets[0] = (octets[0] ?? 0) & 0x7f;
+    const value = BigInt(`0x${octets.toString('hex')}`);
+    if (value > 0n) return value;
+  }
+}
+
+const hex = (value: bigint) => magnitude(value).toString('hex').toUpperCase();
+const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The API.
+
+/**
+ * Issues an X.509 v3 client certificate for `commonName` with a fresh key, signed by the CA: for brokers that map
+ * the certificate's common name to a user. The issuer is the CA's subject as encoded; the extensions are
+ * basicConstraints CA:FALSE and keyUsage digitalSignature (+ keyEncipherment for RSA), both critical,
+ * extendedKeyUsage clientAuth, subjectKeyIdentifier and authorityKeyIdentifier. The signature is
+ * sha256WithRSAEncryption for an RSA CA, ecdsa-with-SHA256 for P-256 and ecdsa-with-SHA384 for P-384.
+ *
+ * notBefore is five minutes ago, so a broker whose clock is a little behind accepts the certificate at once. A
+ * certificate is not clipped to its CA's validity, but no broker accepts it after the CA expired.
+ *
+ * @throws TypeError or RangeError for a malformed option (an empty common name, one with control characters,
+ *   `validityDays` out of range, an unsupported CA key type); `EdgeKitError('invalid-configuration')` with
+ *   `details.option` when the CA cannot issue: its certificate does not parse, is no CA or not valid now, its key
+ *   does not parse, needs another passphrase or does not match the certificate. No message contains key material.
+ *
+ * @example
+ * ```ts
+ * const ca = { cert: readFileSync('ca.pem', 'utf8'), key: readFileSync('ca.key', 'utf8') };
+ * const issued = issueClientCertificate({ ca, commonName: 'gw-1/filter', validityDays: 90 });
+ * writeFileSync('filter.pem', issued.cert);
+ * writeFileSync('filter.key', issued.key, { mode: 0o600 });
+ * // Keep issued.serialNumber: revoking the certificate names it.
+ * ```
+ */
+export function issueClientCertificate(options: IssueClientCertificateOptions): IssuedClientCertificate {
+  const what = 'issueClientCertificate';
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
+  const { commonName } = options;
+  if (typeof commonName !== 'string') throw new TypeError(`${what}: commonName must be a string`);
+  if (commonName.length === 0) throw new RangeError(`${what}: commonName must not be empty`);
+  // Control characters would let a name print as another in logs; a lone surrogate cannot be encoded as UTF-8.
+  if (/[\p{Cc}\p{Cs}]/u.test(commonName)) {
+    throw new RangeError(`${what}: commonName ${JSON.stringify(commonName)} contains control characters`);
+  }
+  const validityDays = checkDays(options.validityDays, 'validityDays', 365, what);
+  const keyType = options.keyType ?? 'ec';
+  if (keyType !== 'ec' && keyType !== 'rsa') {
+    throw new RangeError(`${what}: keyType must be 'ec' or 'rsa', got ${JSON.stringify(keyType)}`);
+  }
+  const serial =
+    options.serialNumber === undefined ? randomSerial() : checkCount(options.serialNumber, 'serialNumber', 1n, what);
+  const now = Date.now();
+  const ca = loadCa(options.ca, 'certificates', what, now);
+
+  const { publicKey, privateKey } =
+    keyType === 'ec'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const notBefore = wholeSeconds(now - CLOCK_SKEW_MS);
+  const notAfter = wholeSeconds(now + validityDays * DAY_MS);
+  const usage =
+    keyType === 'rsa' ? [KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment] : [KEY_USAGE.digitalSignature];
+  const tbs = sequence(
+    explicit(0, integer(2n)), // v3
+    integer(serial),
+    ca.signer.algorithm,
+    ca.subject,
+    sequence(time(notBefore), time(notAfter)),
+    sequence(set(sequence(oid(OID.commonName), utf8String(commonName)))),
+    publicKey.export({ type: 'spki', format: 'der' }),
+    explicit(
+      3,
+      sequence(
+        // cA FALSE is the DEFAULT, which DER leaves out: an empty sequence.
+        extension(OID.basicConstraints, true, sequence()),
+        extension(OID.keyUsage, true, namedBits(usage)),
+        extension(OID.extKeyUsage, false, sequence(oid(OID.clientAuth))),
+        extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(publicKey))),
+        extension(OID.authorityKeyIdentifier, false, sequence(implicitOctets(0, ca.keyIdentifier))),
+      ),
+    ),
+  );
+  return {
+    cert: pem('CERTIFICATE', signed(tbs, ca.signer)),
+    key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    serialNumber: hex(serial),
+    notAfter,
+  };
+}
+
+/**
+ * Creates an X.509 v2 certificate revocation list signed by the CA, as PEM: what Mosquitto's `crlfile` and OpenSSL's
+ * `-CRLfile` read. It carries the authorityKeyIdentifier and cRLNumber extensions; an empty `revoked` gives a list
+ * without entries. Replace the broker's file with each new list (and restart or reload the broker, which reads it at
+ * start), well before `nextUpdate`: brokers that check revocation refuse every client of the CA once it has passed.
+ *
+ * @throws TypeError or RangeError for a malformed option (a serial that is not positive hex of at most 20 bytes, a
+ *   serial listed twice, an invalid date); `EdgeKitError('invalid-configuration')` as {@link issueClientCertificate}
+ *   when the CA cannot sign lists (also when its keyUsage lacks cRLSign).
+ *
+ * @example
+ * ```ts
+ * const crl = createRevocationList({
+ *   ca,
+ *   revoked: [{ serialNumber: old.serialNumber, revokedAt: new Date() }],
+ * });
+ * writeFileSync('/etc/mosquitto/crl.pem', crl); // mosquitto.conf: crlfile /etc/mosquitto/crl.pem
+ * ```
+ */
+export function createRevocationList(options: CreateRevocationListOptions): string {
+  const what = 'createRevocationList';
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
+  if (!Array.isArray(options.revoked)) throw new TypeError(`${what}: revoked must be an array`);
+  const now = Date.now();
+  const thisUpdate =
+    options.thisUpdate === undefined
+      ? wholeSeconds(now - CLOCK_SKEW_MS)
+      : checkDate(options.thisUpdate, 'thisUpdate', what);
+  const nextUpdate = new Date(
+    thisUpdate.getTime() + checkDays(options.nextUpdateDays, 'nextUpdateDays', 30, what) * DAY_MS,
+  );
+  checkDate(nextUpdate, 'thisUpdate + nextUpdateDays', what);
+  const crlNumber =
+    options.crlNumber === undefined
+      ? BigInt(Math.max(0, thisUpdate.getTime()))
+      : checkCount(options.crlNumber, 'crlNumber', 0n, what);
+  const seen = new Set<bigint>();
+  const entries = options.revoked.map((entry: RevokedCertificate, index) => {
+    const at = `revoked[${index}]`;
+    if (typeof entry !== 'object' || entry === null) throw new TypeError(`${what}: ${at} must be an object`);
+    if (typeof entry.serialNumber !== 'string') throw new TypeError(`${what}: ${at}.serialNumber must be a hex string`);
+    if (!/^[0-9A-Fa-f]{1,64}$/.test(entry.serialNumber)) {
+      throw new RangeError(`${what}: ${at}.serialNumber ${JSON.stringify(entry.serialNumber.slice(0, 80))} is not hex`);
+    }
+    const serial = checkCount(BigInt(`0x${entry.serialNumber}`), `${at}.serialNumber`, 1n, what);
+    if (seen.has(serial)) throw new RangeError(`${what}: serial number ${hex(serial)} is listed twice`);
+    seen.add(serial);
+    return sequence(integer(serial), time(checkDate(entry.revokedAt, `${at}.revokedAt`, what)));
+  });
+  const ca = loadCa(options.ca, 'lists', what, now);
+  const tbs = sequence(
+    integer(1n), // v2
+    ca.signer.algorithm,
+    ca.subject,
+    time(thisUpdate),
+    time(nextUpdate),
+    // RFC 5280 §5.1.2.6: with nothing revoked, the list is absent rather than empty.
+    ...(entries.length === 0 ? [] : [sequence(...entries)]),
+    explicit(
+      0,
+      sequence(
+        extension(OID.authorityKeyIdentifier, false, sequence(implicitOctets(0, ca.keyIdentifier))),
+        extension(OID.crlNumber, false, integer(crlNumber)),
+      ),
+    ),
+  );
+  return pem('X509 CRL', signed(tbs, ca.signer));
+}
