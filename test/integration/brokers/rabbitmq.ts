@@ -59,6 +59,19 @@ export interface StartRabbitMQOptions {
    * it makes the broker close the publishing channel with `406 PRECONDITION_FAILED`.
    */
   readonly maxMessageSize?: number;
+  /**
+   * Plugins to enable (e.g. `rabbitmq_auth_mechanism_ssl`); default none, for a faster boot and because the
+   * transport must work on a plain broker.
+   */
+  readonly plugins?: readonly string[];
+  /** Extra rabbitmq.conf lines appended verbatim (e.g. `auth_mechanisms.1 = EXTERNAL`). */
+  readonly config?: readonly string[];
+  /**
+   * The node's advanced.config (Erlang terms), for settings rabbitmq.conf cannot express, such as the TLS
+   * listener's `crl_cache`. A key set there replaces rabbitmq.conf's whole value: `{rabbit, [{ssl_options, …}]}` must
+   * then repeat the certificate files.
+   */
+  readonly advancedConfig?: string;
 }
 
 /**
@@ -185,11 +198,12 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
             'ssl_options.verify = verify_peer',
             `ssl_options.fail_if_no_peer_cert = ${tls.requireClientCertificate === true}`,
           ]),
+      ...(options.config ?? []),
       '',
     ].join('\n'),
   );
-  // No plugins: a faster boot, and the transport must work on a plain broker.
-  await writeFile(path.join(dir, 'enabled_plugins'), '[].\n');
+  await writeFile(path.join(dir, 'enabled_plugins'), `[${(options.plugins ?? []).join(',')}].\n`);
+  if (options.advancedConfig !== undefined) await writeFile(path.join(dir, 'advanced.config'), options.advancedConfig);
   await writeFile(path.join(dir, 'rabbitmq-env.conf'), '');
   const pidFile = path.join(dir, 'rabbitmq.pid');
   const env: NodeJS.ProcessEnv = {
