@@ -560,8 +560,10 @@ export function issueClientCertificate(options: IssueClientCertificateOptions): 
 /**
  * Creates an X.509 v2 certificate revocation list signed by the CA, as PEM: what Mosquitto's `crlfile` and OpenSSL's
  * `-CRLfile` read. It carries the authorityKeyIdentifier and cRLNumber extensions; an empty `revoked` gives a list
- * without entries. Replace the broker's file with each new list (and restart or reload the broker, which reads it at
- * start), well before `nextUpdate`: brokers that check revocation refuse every client of the CA once it has passed.
+ * without entries. Replace the broker's file with each new list well before `nextUpdate`: brokers that check
+ * revocation refuse every client of the CA once it has passed. Mosquitto reads its `crlfile` at start and on SIGHUP;
+ * RabbitMQ, with a `crl_cache` of `ssl_crl_hash_dir`, at each handshake. Either checks a certificate only when a
+ * connection is made: a connection made before its revocation stays open.
  *
  * @throws TypeError or RangeError for a malformed option (a serial that is not positive hex of at most 20 bytes, a
  *   serial listed twice, an invalid date); `EdgeKitError('invalid-configuration')` as {@link issueClientCertificate}
