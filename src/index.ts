@@ -99,6 +99,15 @@ export {
 } from './names.js';
 export { type AccessPlan, type PlanAccessOptions, type Principal, planAccess } from './service/access.js';
 export {
+  type CertificateAuthority,
+  type CreateRevocationListOptions,
+  createRevocationList,
+  type IssueClientCertificateOptions,
+  type IssuedClientCertificate,
+  issueClientCertificate,
+  type RevokedCertificate,
+} from './service/certificates.js';
+export {
   type ApplyDeploymentOptions,
   connectService,
   type DeploymentResult,
