@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import { systemClock } from '../../clock.js';
 import { abortError, EdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
-import { matchesAddressPattern } from '../../names.js';
+import { checkIdentity, parseIdentity } from '../../names.js';
 import { redactError } from '../../redact.js';
 import type {
   ConsumeOptions,
@@ -24,7 +24,7 @@ import type {
 } from '../../transport.js';
 import { closeTimeout } from '../kit.js';
 import { connectFailed, describeReason, operationFailed } from './errors.js';
-import { InboundQueue } from './inbound-queue.js';
+import { type InboundMessage, InboundQueue } from './inbound-queue.js';
 import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
 import {
   DirectWriter,
@@ -38,9 +38,12 @@ import {
   checkAddress,
   checkClientId,
   checkPattern,
+  IDENTITY_LEVELS,
   MAX_SUBSCRIPTION_IDENTIFIER,
   SubscriptionKind,
+  suffixOf,
   TopicLayout,
+  type TopicSuffix,
 } from './topics.js';
 
 /**
@@ -78,6 +81,9 @@ export const PRECISE_EXPIRY_MAX_MS = 60_000;
  */
 const CONTROL_QOS = 0;
 
+/** The properties of a message without a ttl from a connection with an identity: one object, made once. */
+const IDENTIFIED: PublishProperties = { identified: true };
+
 /** A queue address's topic, as text and as encoded for a PUBLISH. */
 interface QueueTopic {
   readonly name: string;
@@ -86,7 +92,10 @@ interface QueueTopic {
 /** Correlation data of a request: {@link CORRELATION_PREFIX_BYTES} random bytes and a 4-byte counter. */
 const CORRELATION_BYTES = 16;
 const CORRELATION_PREFIX_BYTES = 12;
-/** Addresses whose topic {@link MqttConnection} remembers; a module uses a handful, a gateway a few hundred. */
+/**
+ * Addresses whose topic {@link MqttConnection} remembers, and received topics whose queue and publisher it remembers;
+ * a module uses a handful, a gateway a few hundred.
+ */
 const TOPIC_CACHE_LIMIT = 1024;
 
 /** How long a graceful close waits for outstanding PUBACKs before dropping the socket. */
@@ -113,7 +122,10 @@ interface RetainedReader {
  * of the same pattern, and unsubscribed when the last of them goes.
  */
 interface PatternSubscription {
+  /** Its first filter, which names it in {@link MqttConnection.patterns}. */
   readonly filter: string;
+  /** Every filter it subscribes (see `TopicLayout.patternFilters`). */
+  readonly filters: readonly string[];
   readonly segments: readonly string[];
   /** Its own subscription identifier (see {@link SubscriptionKind}). */
   readonly identifier: number;
@@ -129,6 +141,35 @@ interface EarlyRequest {
   readonly packet: IPublishPacket;
   readonly payload: Uint8Array;
   readonly receivedAt: number;
+}
+
+/** A queue message that arrived before this connection consumed its address, with the topic it arrived on. */
+interface UnclaimedMessage {
+  readonly topic: string;
+  readonly message: InboundMessage;
+}
+
+/** A received topic resolved: the queue it belongs to and its publisher. */
+interface InboundTarget {
+  readonly queue: InboundQueue;
+  readonly publisher: string | undefined;
+}
+
+/**
+ * What a connection dropped because it broke the topic layout: counted, never thrown. With the broker permissions
+ * edgekit generates, neither can happen; without them, any client can cause both.
+ */
+export interface MqttConnectionDiagnostics {
+  /**
+   * Messages and requests on a topic below a consumed or served address that is not `<address>/<identity>`: no
+   * edgekit client publishes there. Acknowledged and dropped.
+   */
+  readonly invalidTopics: number;
+  /**
+   * Requests whose response topic is not a reply topic of this layout (`<prefix>@client/<clientId>/reply`), e.g. a
+   * caller pointing the reply at another module's input: not executed, nothing published.
+   */
+  readonly refusedReplyTopics: number;
 }
 
 type State = 'connecting' | 'open' | 'closing' | 'ended';
@@ -200,6 +241,52 @@ function localExpiry(packet: IPublishPacket): number | undefined {
   return Math.max(deadline, receivedAt + Math.max(0, remaining - 1) * 1000);
 }
 
+/**
+ * The longest of `bases` that `topic` is or starts with (followed by `/`), trying the topic itself and then each
+ * shorter level prefix; `undefined` when none is.
+ */
+function baseOf(topic: string, bases: { has(topic: string): boolean }): string | undefined {
+  let base = topic;
+  while (!bases.has(base)) {
+    const slash = base.lastIndexOf('/');
+    if (slash <= 0) return undefined;
+    base = base.slice(0, slash);
+  }
+  return base;
+}
+
+/**
+ * The address an observed or listed `address` (a topic without the prefix) stands for under a pattern's `segments`,
+ * and its publisher: the address has the pattern's levels, followed by an identity's two levels when the message is
+ * `identified` (see `PublishProperties.identified`). Without the mark the levels are all address: `inputs/d/m/i` from
+ * a publisher without an identity would otherwise pass for `inputs/d` published by `m/i`.
+ */
+function matchPattern(
+  segments: readonly string[],
+  address: string,
+  identified: boolean,
+): { readonly address: string; readonly publisher: string | undefined } | undefined {
+  const parts = address.split('/');
+  const n = segments.length;
+  let publisher: string | undefined;
+  if (identified) {
+    if (parts.length !== n + IDENTITY_LEVELS) return undefined;
+    publisher = parts.slice(n).join('/');
+    if (parseIdentity(publisher) === undefined) return undefined;
+  } else if (parts.length !== n) {
+    return undefined;
+  }
+  for (let i = 0; i < n; i++) {
+    if (segments[i] !== '*' && segments[i] !== parts[i]) return undefined;
+  }
+  return { address: publisher === undefined ? address : parts.slice(0, n).join('/'), publisher };
+}
+
+/** Whether a message carries the mark of a topic that ends in an identity (see `PublishProperties.identified`). */
+function isIdentified(packet: IPublishPacket): boolean {
+  return packet.properties?.payloadFormatIndicator !== undefined;
+}
+
 /** An open connection; see the module comment. Created by {@link openConnection}. */
 export class MqttConnection implements TransportConnection {
   readonly closed: Promise<Error | undefined>;
@@ -217,13 +304,24 @@ export class MqttConnection implements TransportConnection {
   /** Rejecters of every operation in flight, called with the terminal error when the connection ends. */
   private readonly pending = new Set<(error: EdgeKitError) => void>();
   private readonly queues = new Map<string, InboundQueue>();
+  /** Queue messages whose address has no consumer on this connection yet (a resumed session's), in arrival order. */
+  private readonly unclaimed: UnclaimedMessage[] = [];
+  /** Received queue topics resolved to their queue and publisher (a topic per address and publisher). */
+  private readonly inboundTopics = new Map<string, InboundTarget | 'invalid'>();
+  private readonly counters = { invalidTopics: 0, refusedReplyTopics: 0 };
+  /** This connection publishes messages and requests under an identity (see `PublishProperties.identified`). */
+  private readonly identified: true | undefined;
+  /** The broker resumed a session: it may hold subscriptions of a version that did not carry identities. */
+  private sessionPresent = false;
+  /** Publish topics by address (with this connection's identity): publishing is the hot path. */
   private readonly topicCache = new Map<string, QueueTopic>();
   /** Writes the hot-path packets itself; undefined with an mqtt.js that lacks the fields it needs. */
   private readonly writer: DirectWriter | undefined;
   private readonly queueSubscriptions = new Map<string, Promise<void>>();
   private readonly retained = new Map<string, Set<RetainedReader>>();
   private readonly servers = new Map<string, RequestHandler>();
-  private readonly earlyRequests = new Map<string, EarlyRequest[]>();
+  /** Requests for addresses not served (yet) on this connection, with their topics, oldest first. */
+  private readonly earlyRequests: Array<{ readonly topic: string; readonly request: EarlyRequest }> = [];
   private readonly replies = new Map<number, (packet: IPublishPacket, payload: Uint8Array) => void>();
   /**
    * Correlation data of this connection's requests: a random prefix, then a counter. The prefix keeps replies meant
@@ -267,6 +365,7 @@ export class MqttConnection implements TransportConnection {
       this.resolveClosed = resolve;
     });
     this.sendLimit = maxPacketBytes;
+    this.identified = topics.publisherSuffix === '' ? undefined : true;
     this.writer = DirectWriter.for(client);
     client.handleMessage = (packet, callback) => this.onMessage(packet, callback);
     client.on('error', (error) => {
@@ -298,6 +397,7 @@ export class MqttConnection implements TransportConnection {
       };
       const onConnect = (connack: IConnackPacket) => {
         cleanup();
+        this.sessionPresent = connack.sessionPresent;
         this.subscriptionIdentifiers = connack.properties?.subscriptionIdentifiersAvailable !== false;
         this.sharedSubscriptions = connack.properties?.sharedSubscriptionAvailable !== false;
         const maximumPacketSize = connack.properties?.maximumPacketSize;
@@ -350,16 +450,18 @@ export class MqttConnection implements TransportConnection {
         throw new RangeError(`priority must be an integer from 0 to 9, got ${priority}`);
       }
       const ttlInMs = options?.ttlInMs;
-      let properties: PublishProperties | undefined;
+      const identified = this.identified;
+      let properties: PublishProperties | undefined = identified ? IDENTIFIED : undefined;
       if (ttlInMs !== undefined) {
         checkDuration(ttlInMs, 'ttlInMs');
         properties =
           ttlInMs <= PRECISE_EXPIRY_MAX_MS
             ? {
+                identified,
                 messageExpiryInterval: expirySeconds(ttlInMs),
                 userProperty: [EXPIRES_AT_PROPERTY, String(Date.now() + ttlInMs)],
               }
-            : { messageExpiryInterval: expirySeconds(ttlInMs) };
+            : { identified, messageExpiryInterval: expirySeconds(ttlInMs) };
       }
       return this.publishQos1(topic, bytes, properties);
     } catch (error) {
@@ -419,11 +521,14 @@ export class MqttConnection implements TransportConnection {
     }
   }
 
-  /** The topic of a queue address, validated and encoded once per address (publishing is the hot path). */
+  /**
+   * The topic a message or request to `address` is published to — with this connection's identity, if it has one —
+   * validated and encoded once per address (publishing is the hot path).
+   */
   private queueTopic(address: string): QueueTopic {
     let topic = this.topicCache.get(address);
     if (topic === undefined) {
-      const name = this.topics.topic(checkAddress('address', address));
+      const name = this.topics.publishTopic(checkAddress('address', address));
       topic = { name, bytes: encodeTopic(name) };
       if (this.topicCache.size >= TOPIC_CACHE_LIMIT) this.topicCache.clear();
       this.topicCache.set(address, topic);
@@ -543,6 +648,11 @@ export class MqttConnection implements TransportConnection {
   async listRetained(pattern: string): Promise<ReadonlyMap<string, Uint8Array>> {
     const segments = checkPattern(pattern);
     this.assertUsable();
+    if (!segments.includes('*')) {
+      // One key: read as getRetained reads it, on the key's own filter (an exact pattern's filters are observe's).
+      const value = await this.getRetained(pattern);
+      return new Map(value === undefined ? [] : [[pattern, value]]);
+    }
     const entry = this.patternFor(segments);
     const found = new Map<string, Uint8Array>();
     entry.listers.add(found);
@@ -558,7 +668,8 @@ export class MqttConnection implements TransportConnection {
 
   /** The pattern subscription of `segments`, registered (not yet subscribed) when new. */
   private patternFor(segments: readonly string[]): PatternSubscription {
-    const filter = this.topics.patternFilter(segments);
+    const filters = this.topics.patternFilters(segments);
+    const filter = filters[0] ?? '';
     let entry = this.patterns.get(filter);
     if (entry === undefined) {
       let identifier = this.patternIdentifier;
@@ -566,7 +677,15 @@ export class MqttConnection implements TransportConnection {
         identifier = identifier >= MAX_SUBSCRIPTION_IDENTIFIER ? SubscriptionKind.observe : identifier + 1;
       } while (this.patternsById.has(identifier));
       this.patternIdentifier = identifier;
-      entry = { filter, segments, identifier, observers: new Set(), listers: new Set(), subscribed: undefined };
+      entry = {
+        filter,
+        filters,
+        segments,
+        identifier,
+        observers: new Set(),
+        listers: new Set(),
+        subscribed: undefined,
+      };
       this.patterns.set(filter, entry);
       this.patternsById.set(identifier, entry);
     }
@@ -575,9 +694,9 @@ export class MqttConnection implements TransportConnection {
 
   /** Sends a SUBSCRIBE for the pattern; the first one is kept as `entry.subscribed` for later observers. */
   private subscribePattern(entry: PatternSubscription): Promise<void> {
-    const subscribed = this.subscribeFilter(entry.filter, SubscriptionKind.observe, entry.identifier).then(
-      () => undefined,
-    );
+    const subscribed = Promise.all(
+      entry.filters.map((filter) => this.subscribeFilter(filter, SubscriptionKind.observe, entry.identifier)),
+    ).then(() => undefined);
     if (entry.subscribed === undefined) {
       entry.subscribed = subscribed;
       subscribed.catch(() => {
@@ -594,7 +713,9 @@ export class MqttConnection implements TransportConnection {
     this.patterns.delete(entry.filter);
     this.patternsById.delete(entry.identifier);
     // An observe() that comes next registers a new entry; its SUBSCRIBE follows this UNSUBSCRIBE on the wire.
-    if (this.state === 'open') await this.unsubscribeFilter(entry.filter).catch(() => undefined);
+    if (this.state === 'open') {
+      await Promise.all(entry.filters.map((filter) => this.unsubscribeFilter(filter).catch(() => undefined)));
+    }
   }
 
   /** Hands a packet of a pattern subscription to its listers (retained) or, unless told not to, observers (messages). */
@@ -606,11 +727,16 @@ export class MqttConnection implements TransportConnection {
   ): void {
     // Undefined: a subscription that was released, or that an earlier connection left in the session.
     if (entry === undefined) return;
-    const address = this.topics.addressOf(packet.topic);
-    // `#` of an exact pattern's filter also matches the levels below it.
-    if (address === undefined || !matchesAddressPattern(entry.segments, address)) return;
+    const topicAddress = this.topics.addressOf(packet.topic);
+    // A pattern's `#` also matches levels below its addresses that are none of the layout's: ignored.
+    const match =
+      topicAddress === undefined ? undefined : matchPattern(entry.segments, topicAddress, isIdentified(packet));
+    if (match === undefined) return;
+    const { address, publisher } = match;
     if (packet.retain) {
       // Sent on SUBSCRIBE, or a retained write (retain as published): a current value, or a deletion when empty.
+      // Retained keys never carry an identity.
+      if (publisher !== undefined) return;
       for (const found of entry.listers) {
         if (payload.byteLength === 0) found.delete(address);
         else found.set(address, new Uint8Array(payload));
@@ -620,7 +746,7 @@ export class MqttConnection implements TransportConnection {
     if (!toObservers) return;
     for (const { onMessage } of entry.observers) {
       try {
-        onMessage(address, new Uint8Array(payload));
+        onMessage(address, new Uint8Array(payload), publisher);
       } catch {
         // an observer must not throw; what it throws is ignored
       }
@@ -639,7 +765,7 @@ export class MqttConnection implements TransportConnection {
     const toObservers = !this.retained.has(packet.topic);
     let matched = false;
     for (const entry of this.patterns.values()) {
-      if (!matchesAddressPattern(entry.segments, address)) continue;
+      if (matchPattern(entry.segments, address, isIdentified(packet)) === undefined) continue;
       matched = true;
       this.onPattern(entry, packet, payload, toObservers);
     }
@@ -695,6 +821,7 @@ export class MqttConnection implements TransportConnection {
         .then(() => {
           if (settled) return;
           return this.publishQos1(topic, bytes, {
+            identified: this.identified,
             responseTopic: this.topics.replies,
             correlationData: correlation,
             // The broker drops the request when the caller has given up (seconds: MQTT's granularity).
@@ -712,7 +839,8 @@ export class MqttConnection implements TransportConnection {
     if (this.servers.has(topic)) {
       throw new EdgeKitError('transport-error', `${address} is already served on this connection`);
     }
-    const filter = this.competingFilter(topic);
+    this.checkSharing();
+    const filter = this.topics.queueFilter(topic);
     this.servers.set(topic, handler);
     try {
       await this.subscribeFilter(filter, SubscriptionKind.serve);
@@ -720,9 +848,14 @@ export class MqttConnection implements TransportConnection {
       this.servers.delete(topic);
       throw error;
     }
-    const early = this.earlyRequests.get(topic);
-    this.earlyRequests.delete(topic);
-    for (const request of early ?? []) this.runRequest(handler, request);
+    this.dropLegacySubscription(topic);
+    for (let i = 0; i < this.earlyRequests.length; ) {
+      const held = this.earlyRequests[i]!;
+      if (baseOf(held.topic, this.servers) === topic) {
+        this.earlyRequests.splice(i, 1);
+        this.acceptRequest(handler, topic, held.topic, held.request);
+      } else i++;
+    }
     let closed = false;
     return {
       close: async () => {
@@ -745,6 +878,11 @@ export class MqttConnection implements TransportConnection {
 
   // ---- lifecycle ------------------------------------------------------------------------------------------------
 
+  /** What this connection dropped for breaking the topic layout (not part of the transport contract). */
+  diagnostics(): MqttConnectionDiagnostics {
+    return { ...this.counters };
+  }
+
   close(options: TransportCloseOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
     if (this.state === 'ended') return Promise.resolve();
@@ -755,8 +893,8 @@ export class MqttConnection implements TransportConnection {
     // inputs keep waiting for it while it is away.
     // Pattern filters too: a session keeps them, and the broker would go on sending copies to the closed session.
     const served = [
-      ...[...this.servers.keys()].map((topic) => this.topics.competingFilter(topic)),
-      ...this.patterns.keys(),
+      ...[...this.servers.keys()].map((topic) => this.topics.queueFilter(topic)),
+      ...[...this.patterns.values()].flatMap((entry) => entry.filters),
     ];
     this.servers.clear();
     this.patterns.clear();
@@ -851,12 +989,14 @@ export class MqttConnection implements TransportConnection {
     for (const reject of rejecters) reject(this.endError);
     for (const queue of this.queues.values()) queue.stop();
     this.queues.clear();
+    this.unclaimed.length = 0;
+    this.inboundTopics.clear();
     this.queueSubscriptions.clear();
     this.retained.clear();
     this.servers.clear();
     this.patterns.clear();
     this.patternsById.clear();
-    this.earlyRequests.clear();
+    this.earlyRequests.length = 0;
     this.replies.clear();
     this.syncs.clear();
     // Their promises were rejected above with the rest of the pending operations.
@@ -925,7 +1065,8 @@ export class MqttConnection implements TransportConnection {
         }
         const qos = granted?.[0]?.qos;
         if (qos === undefined || qos >= 0x80) {
-          reject(operationFailed(new Error(`the broker refused with ${qos ?? 'no reason'}`), 'subscribe', filter));
+          const refusal = Object.assign(new Error(`the broker refused with ${qos ?? 'no reason'}`), { code: qos });
+          reject(operationFailed(refusal, 'subscribe', filter));
         } else resolve(qos);
       });
     });
@@ -940,30 +1081,82 @@ export class MqttConnection implements TransportConnection {
     });
   }
 
-  /** The filter for a queue or served address; refuses a share group on a broker without shared subscriptions. */
-  private competingFilter(topic: string): string {
+  /** Refuses a share group on a broker without shared subscriptions. */
+  private checkSharing(): void {
     if (this.topics.shareGroup !== undefined && !this.sharedSubscriptions) {
       throw new EdgeKitError('unsupported', `the broker at ${this.url} has no shared subscriptions; remove shareGroup`);
     }
-    return this.topics.competingFilter(topic);
   }
 
+  /** The local queue of a consumed topic; a new one takes the messages that arrived for it before. */
   private queueFor(topic: string): InboundQueue {
     let queue = this.queues.get(topic);
     if (queue === undefined) {
       queue = new InboundQueue();
       this.queues.set(topic, queue);
+      // A new base can change what a received topic resolves to.
+      this.inboundTopics.clear();
+      this.claimUnclaimed();
     }
     return queue;
+  }
+
+  /** Moves held messages whose queue is now known into it, keeping their order; drops invalid ones. */
+  private claimUnclaimed(): void {
+    let kept = 0;
+    for (const held of this.unclaimed) {
+      const target = this.inboundTarget(held.topic);
+      if (target === undefined) this.unclaimed[kept++] = held;
+      else if (target === 'invalid') this.dropInvalid(held.message.puback);
+      else target.queue.push({ ...held.message, publisher: target.publisher });
+    }
+    this.unclaimed.length = kept;
+  }
+
+  /**
+   * The queue a received topic belongs to — the consumed topic it is or starts with — and its publisher; `invalid`
+   * for a topic below a consumed one that is not `<topic>/<identity>`; `undefined` when no consumed topic covers it.
+   */
+  private inboundTarget(topic: string): InboundTarget | 'invalid' | undefined {
+    const known = this.inboundTopics.get(topic);
+    if (known !== undefined) return known;
+    const base = baseOf(topic, this.queues);
+    if (base === undefined) return undefined;
+    const suffix: TopicSuffix = suffixOf(topic, base);
+    const target = suffix === 'invalid' ? 'invalid' : { queue: this.queues.get(base)!, publisher: suffix.publisher };
+    if (this.inboundTopics.size >= TOPIC_CACHE_LIMIT) this.inboundTopics.clear();
+    this.inboundTopics.set(topic, target);
+    return target;
+  }
+
+  /** A message on a topic that breaks the layout: acknowledged (or it would come back forever) and counted. */
+  private dropInvalid(puback: () => void): void {
+    this.counters.invalidTopics++;
+    puback();
+  }
+
+  /**
+   * A session resumed from a version before identities may still hold the address's plain filter besides
+   * `<topic>/#`, and Mosquitto sends a message matching both once per subscription — for every message published
+   * without an identity, as long as the session lives. The plain filter is removed once the new one is in place, so
+   * nothing is missed; a message published just then may come twice. A fresh session has no such filter.
+   */
+  private dropLegacySubscription(topic: string): void {
+    if (!this.sessionPresent || this.state !== 'open') return;
+    // The plain filter may be one of this connection's own: a retained read or an exact observation of the topic.
+    if (this.retained.has(topic) || this.patterns.has(topic)) return;
+    void this.unsubscribeFilter(this.topics.legacyQueueFilter(topic)).catch(() => undefined);
   }
 
   private subscribeQueue(topic: string): Promise<void> {
     let subscribed = this.queueSubscriptions.get(topic);
     if (subscribed === undefined) {
-      subscribed = this.subscribeFilter(this.competingFilter(topic), SubscriptionKind.queue).then((qos) => {
+      this.checkSharing();
+      subscribed = this.subscribeFilter(this.topics.queueFilter(topic), SubscriptionKind.queue).then((qos) => {
         if (qos < 1) {
           throw new EdgeKitError('unsupported', `the broker granted QoS ${qos} on ${topic}; at-least-once needs QoS 1`);
         }
+        this.dropLegacySubscription(topic);
       });
       this.queueSubscriptions.set(topic, subscribed);
       subscribed.catch(() => this.queueSubscriptions.delete(topic));
@@ -1066,7 +1259,7 @@ export class MqttConnection implements TransportConnection {
       // Without identifiers: a pattern's copy — unless the topic is also a retained key read on this connection.
       if (!this.retained.has(topic)) return false;
     }
-    if (kinds.includes(SubscriptionKind.serve) || (kinds.length === 0 && this.servers.has(topic))) {
+    if (kinds.includes(SubscriptionKind.serve) || (kinds.length === 0 && baseOf(topic, this.servers) !== undefined)) {
       this.onRequest(topic, packet, payload);
       return false;
     }
@@ -1076,18 +1269,25 @@ export class MqttConnection implements TransportConnection {
     }
     // Queues are subscribed at QoS 1: a QoS 0 message is none of theirs (a stale subscription's), and not held.
     if (packet.qos === 0) return false;
-    // A queue message — also one a resumed session delivers before its consumer registered again: keep it unacked.
     const messageId = packet.messageId;
-    this.queueFor(topic).push({
-      bytes: payload,
-      redelivered: packet.dup,
-      expiresAt: localExpiry(packet),
-      puback: () => {
-        if (this.state !== 'open' || messageId === undefined || packet.qos === 0) return;
-        if (this.writer) this.writer.puback(messageId);
-        else (this.client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
-      },
-    });
+    const puback = () => {
+      if (this.state !== 'open' || messageId === undefined || packet.qos === 0) return;
+      if (this.writer) this.writer.puback(messageId);
+      else (this.client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
+    };
+    const target = this.inboundTarget(topic);
+    if (target === 'invalid') {
+      this.dropInvalid(puback);
+      return true;
+    }
+    const expiresAt = localExpiry(packet);
+    if (target !== undefined) {
+      target.queue.push({ bytes: payload, redelivered: packet.dup, expiresAt, publisher: target.publisher, puback });
+      return true;
+    }
+    // A queue message that a resumed session delivers before its consumer registered again: kept unacked until then.
+    const message = { bytes: payload, redelivered: packet.dup, expiresAt, publisher: undefined, puback };
+    this.unclaimed.push({ topic, message });
     return true;
   }
 
@@ -1132,22 +1332,42 @@ export class MqttConnection implements TransportConnection {
 
   private onRequest(topic: string, packet: IPublishPacket, payload: Uint8Array): void {
     const request: EarlyRequest = { packet, payload, receivedAt: Date.now() };
-    const handler = this.servers.get(topic);
-    if (handler !== undefined) {
-      this.runRequest(handler, request);
+    const base = baseOf(topic, this.servers);
+    const handler = base === undefined ? undefined : this.servers.get(base);
+    if (base !== undefined && handler !== undefined) {
+      this.acceptRequest(handler, base, topic, request);
       return;
     }
     // Served again soon (after a reconnect the session delivers before serve() is called): hold it until then.
-    const held = this.earlyRequests.get(topic) ?? [];
-    held.push(request);
-    if (held.length > EARLY_REQUEST_LIMIT) held.shift();
-    this.earlyRequests.set(topic, held);
+    this.earlyRequests.push({ topic, request });
+    if (this.earlyRequests.length > EARLY_REQUEST_LIMIT) this.earlyRequests.shift();
   }
 
-  private runRequest(handler: RequestHandler, { packet, payload, receivedAt }: EarlyRequest): void {
+  /** Runs a request that arrived on `topic` below the served `base`, whose levels below it name the caller. */
+  private acceptRequest(handler: RequestHandler, base: string, topic: string, request: EarlyRequest): void {
+    const suffix = suffixOf(topic, base);
+    if (suffix === 'invalid') {
+      this.counters.invalidTopics++;
+      return;
+    }
+    this.runRequest(handler, request, suffix.publisher);
+  }
+
+  private runRequest(
+    handler: RequestHandler,
+    { packet, payload, receivedAt }: EarlyRequest,
+    publisher: string | undefined,
+  ): void {
     const properties = packet.properties ?? {};
     const responseTopic = properties.responseTopic;
     if (responseTopic === undefined) return;
+    // A reply goes only where callers of this layout take theirs: a caller must not be able to make this module
+    // publish its answer into another module's input, twin or presence (nor will the broker let it, with edgekit's
+    // permissions). Such a request is not executed.
+    if (!this.topics.isReplyTopic(responseTopic)) {
+      this.counters.refusedReplyTopics++;
+      return;
+    }
     const expiry = properties.messageExpiryInterval;
     const deadline = expiry === undefined ? undefined : receivedAt + expiry * 1000;
     // A request whose deadline has passed is not executed.
@@ -1171,7 +1391,7 @@ export class MqttConnection implements TransportConnection {
       this.publishQos1(topic, bytes, replyProperties).catch(() => undefined);
     };
     Promise.resolve()
-      .then(() => handler(payload, {}))
+      .then(() => handler(payload, publisher === undefined ? {} : { publisher }))
       .then(
         (bytes) =>
           bytes instanceof Uint8Array
@@ -1196,7 +1416,8 @@ export async function openConnection(
     options.timeoutInMs === undefined ? settings.connectTimeoutInMs : checkDuration(options.timeoutInMs, 'timeoutInMs');
   const signal = options.abortSignal;
   if (signal?.aborted) throw abortError(signal);
-  const topics = new TopicLayout(settings.topicPrefix, settings.shareGroup, clientId);
+  const identity = options.identity === undefined ? undefined : checkIdentity(options.identity);
+  const topics = new TopicLayout(settings.topicPrefix, settings.shareGroup, clientId, identity);
   let will: IClientOptions['will'];
   if (options.will !== undefined) {
     const value = checkBytes(options.will.value, 'will.value');

@@ -9,6 +9,8 @@ import type { Delivery } from '../../transport.js';
 export interface InboundMessage {
   readonly bytes: Uint8Array;
   readonly redelivered: boolean;
+  /** The identity it was published under, read from its topic (see `suffixOf`); undefined: none. */
+  readonly publisher: string | undefined;
   /** Sends the PUBACK (a no-op once the connection that received the message is gone). */
   readonly puback: () => void;
   /** Epoch ms after which the message is dropped (acked, never handed out) instead of delivered. */
@@ -94,6 +96,7 @@ export class InboundQueue {
       const delivery: Delivery = {
         bytes: message.bytes,
         redelivered: message.redelivered,
+        publisher: message.publisher,
         ack: () => {
           if (acked) return;
           acked = true;

@@ -40,6 +40,16 @@ describe('encodePublish', () => {
     expect(packet.properties ?? {}).toEqual({});
   });
 
+  it('writes the identity marker as a Payload Format Indicator of 0, with the other properties', () => {
+    const packet = parse(
+      encodePublish(encodeTopic('edgekit/v1/inputs/dev/mod/in/dev/sensor'), 9, new Uint8Array(2), {
+        identified: true,
+        messageExpiryInterval: 60,
+      }),
+    );
+    expect(packet.properties).toEqual({ payloadFormatIndicator: false, messageExpiryInterval: 60 });
+  });
+
   it('writes the message expiry and the user property', () => {
     const packet = parse(
       encodePublish(encodeTopic('a/ü/c'), 65535, new Uint8Array(3), {

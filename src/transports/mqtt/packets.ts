@@ -15,6 +15,7 @@ import type { IClientPublishOptions, IStore, MqttClient } from 'mqtt';
 const PUBLISH_QOS1 = 0x32;
 /** PUBACK (fixed header byte 1). */
 const PUBACK = 0x40;
+const PAYLOAD_FORMAT_INDICATOR = 0x01;
 const MESSAGE_EXPIRY_INTERVAL = 0x02;
 const RESPONSE_TOPIC = 0x08;
 const CORRELATION_DATA = 0x09;
@@ -50,6 +51,12 @@ export function encodeTopic(topic: string): Buffer {
 
 /** The MQTT 5 properties a QoS 1 PUBLISH of this transport may carry. */
 export interface PublishProperties {
+  /**
+   * Marks a topic that ends in the publisher's identity: written as a Payload Format Indicator of 0 ("unspecified
+   * bytes", what an absent one means too), so it changes nothing for other MQTT clients. An observer needs it to
+   * tell `<address>/<identity>` from a longer address published without an identity (see `TopicLayout`).
+   */
+  readonly identified?: true;
   readonly messageExpiryInterval?: number;
   /** Where a request wants its reply. */
   readonly responseTopic?: string;
@@ -90,6 +97,10 @@ export function encodePublish(
   buffer[at++] = messageId >> 8;
   buffer[at++] = messageId & 0xff;
   at = writeVarInt(buffer, at, propertiesLength);
+  if (properties?.identified) {
+    buffer[at++] = PAYLOAD_FORMAT_INDICATOR;
+    buffer[at++] = 0;
+  }
   if (expiry !== undefined) {
     buffer[at++] = MESSAGE_EXPIRY_INTERVAL;
     at = buffer.writeUInt32BE(expiry, at);
@@ -134,6 +145,7 @@ function publishLayout(
   let responseTopicLength = 0;
   let nameLength = 0;
   let valueLength = 0;
+  if (properties?.identified) propertiesLength += 2;
   if (properties?.messageExpiryInterval !== undefined) propertiesLength += 5;
   if (properties?.responseTopic !== undefined) {
     responseTopicLength = twoByteLength('the response topic', Buffer.byteLength(properties.responseTopic, 'utf8'));
@@ -285,6 +297,7 @@ export class DirectWriter {
 export function publishOptionsOf(properties: PublishProperties | undefined): IClientPublishOptions {
   if (properties === undefined) return { qos: 1 };
   const mqttProperties: NonNullable<IClientPublishOptions['properties']> = {};
+  if (properties.identified) mqttProperties.payloadFormatIndicator = false;
   if (properties.messageExpiryInterval !== undefined) {
     mqttProperties.messageExpiryInterval = properties.messageExpiryInterval;
   }

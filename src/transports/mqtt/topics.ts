@@ -1,9 +1,11 @@
 /**
- * How the mqtt transport lays addresses out as MQTT topics. An address maps one-to-one to `<prefix><address>`; the
- * transport's own per-client topics (method replies, ordering sentinels) live under `<prefix>@client/<clientId>/`,
- * a level no address can start with because names never start with `@`.
+ * How the mqtt transport lays addresses out as MQTT topics. An address maps one-to-one to `<prefix><address>`; a
+ * connection with an identity publishes messages and requests one level pair deeper, `<prefix><address>/<identity>`,
+ * so that a broker ACL can allow each user exactly its own identity there and a receiver can read who sent what from
+ * the topic. The transport's own per-client topics (method replies, ordering sentinels) live under
+ * `<prefix>@client/<clientId>/`, a level no address can start with because names never start with `@`.
  */
-import { checkAddressPattern } from '../../names.js';
+import { checkAddressPattern, checkIdentity, parseIdentity } from '../../names.js';
 
 /** Default first levels of every topic: a product name and a layout version, so a future layout can coexist. */
 export const DEFAULT_TOPIC_PREFIX = 'edgekit/v1/';
@@ -82,6 +84,31 @@ export function checkClientId(value: unknown, what = 'clientId'): string {
   return value;
 }
 
+/** Levels of an identity (`<device>/<module>`, `$operator/<name>`) at the end of a message's or request's topic. */
+export const IDENTITY_LEVELS = 2;
+
+/**
+ * Where a message arrived, read from its topic below a known base (a consumed or served address's topic): the
+ * publisher's identity (`undefined`: the old layout, published without one), or `invalid` for anything else under
+ * the base — a topic no edgekit client publishes to, to be dropped.
+ */
+export type TopicSuffix = { readonly publisher: string | undefined } | 'invalid';
+
+/**
+ * What follows `base` in `topic` (which starts with it): nothing, or exactly one identity as two levels.
+ *
+ * @example
+ * ```ts
+ * suffixOf('edgekit/v1/inputs/gw-1/filter/in1/gw-1/sensor', 'edgekit/v1/inputs/gw-1/filter/in1'); // { publisher: 'gw-1/sensor' }
+ * ```
+ */
+export function suffixOf(topic: string, base: string): TopicSuffix {
+  if (topic.length === base.length) return { publisher: undefined };
+  if (topic.charCodeAt(base.length) !== 0x2f /* / */) return 'invalid';
+  const publisher = topic.slice(base.length + 1);
+  return parseIdentity(publisher) === undefined ? 'invalid' : { publisher };
+}
+
 /** The topics and filters of one connection. */
 export class TopicLayout {
   /** Where method replies to this client arrive. */
@@ -90,16 +117,23 @@ export class TopicLayout {
   readonly sync: string;
   /** The one filter covering {@link replies} and {@link sync}. */
   readonly clientFilter: string;
+  /** `/<identity>`, appended to every message and request topic; empty without an identity. */
+  readonly publisherSuffix: string;
+  /** The start of every reply topic of this layout: `<prefix>@client/`. */
+  private readonly clientRoot: string;
 
   constructor(
     readonly prefix: string,
     readonly shareGroup: string | undefined,
     clientId: string,
+    identity: string | undefined = undefined,
   ) {
-    const root = `${prefix}${CLIENT_LEVEL}/${clientId}/`;
+    this.clientRoot = `${prefix}${CLIENT_LEVEL}/`;
+    const root = `${this.clientRoot}${clientId}/`;
     this.replies = `${root}reply`;
     this.sync = `${root}sync`;
     this.clientFilter = `${root}+`;
+    this.publisherSuffix = identity === undefined ? '' : `/${checkIdentity(identity)}`;
   }
 
   /** The topic of an address or retained key. */
@@ -107,15 +141,34 @@ export class TopicLayout {
     return this.prefix + address;
   }
 
+  /** The topic a message or request to `address` is published to: the address's topic and this client's identity. */
+  publishTopic(address: string): string {
+    return this.prefix + address + this.publisherSuffix;
+  }
+
   /**
-   * The filter of a pattern's segments (`*` becomes `+`). A pattern without `*` gets a trailing `/#` (which also
-   * matches the level before it): its filter then never equals the plain filter of a queue, served address or retained
-   * key on the same connection, which a SUBSCRIBE would replace and an UNSUBSCRIBE remove. Topics below the address
-   * that `#` also matches are dropped by the receiver (no address has them).
+   * The filter of a consumed or served address: its topic and everything below (`#` also matches the topic itself,
+   * the old layout), so one subscription takes messages from every publisher; shared when a share group is set.
    */
-  patternFilter(segments: readonly string[]): string {
+  queueFilter(topic: string): string {
+    return this.competingFilter(`${topic}/#`);
+  }
+
+  /** The filter a version before identities subscribed for the same address (see `MqttConnection.consume`). */
+  legacyQueueFilter(topic: string): string {
+    return this.competingFilter(topic);
+  }
+
+  /**
+   * The filters of a pattern's segments (`*` becomes `+`), covering the addresses and the identity levels below them.
+   * A pattern with `*` gets `/#`: such a filter never equals one of a queue, served address or retained key on the
+   * same connection (which a SUBSCRIBE would replace and an UNSUBSCRIBE remove). A pattern without `*` is one address,
+   * whose `<topic>/#` is its queue's filter: it gets `<topic>` and `<topic>/+/+` instead, exactly the old and the new
+   * layout. Topics that `#` also matches but no edgekit client publishes to are dropped by the receiver.
+   */
+  patternFilters(segments: readonly string[]): readonly string[] {
     const filter = this.prefix + segments.map((segment) => (segment === '*' ? '+' : segment)).join('/');
-    return segments.includes('*') ? filter : `${filter}/#`;
+    return segments.includes('*') ? [`${filter}/#`] : [filter, `${filter}/+/+`];
   }
 
   /** The address of a topic under the prefix, or `undefined` for another topic or one of the transport's own. */
@@ -123,6 +176,16 @@ export class TopicLayout {
     if (!topic.startsWith(this.prefix)) return undefined;
     const address = topic.slice(this.prefix.length);
     return address.startsWith('@') || address.startsWith('$') ? undefined : address;
+  }
+
+  /**
+   * Whether `topic` is where a client of this layout takes its method replies, `<prefix>@client/<clientId>/reply`:
+   * a server replies nowhere else, so a caller cannot point a reply at another module's input or twin.
+   */
+  isReplyTopic(topic: string): boolean {
+    if (!topic.startsWith(this.clientRoot) || !topic.endsWith('/reply') || hasWildcardOrNul(topic)) return false;
+    const clientId = topic.slice(this.clientRoot.length, -'/reply'.length);
+    return clientId.length > 0 && !clientId.split('/').some((level) => level.length === 0);
   }
 
   /** The subscription filter for a queue or served address: shared when a share group is configured. */

@@ -127,8 +127,10 @@ describe('pattern subscriptions in the persistent session', () => {
     await op.publish(address, utf8('m2'));
     await seen.inbox.until((items) => items.includes(`${address} m2`), WAIT, 'm2 observed');
     await sink.take(2, WAIT);
-    // The session still had both old pattern subscriptions: four copies of each message arrive, two of them stale.
-    await copies.take(8, WAIT);
+    // The session still had the old pattern subscriptions. The exact pattern's plain filter is also the address's
+    // filter before identities, which the consumer removes from a resumed session: three copies of each message
+    // arrive (the queue's, the new observation's and the stale wildcard pattern's).
+    await copies.take(6, WAIT);
     expect(sink.items).toEqual(['m1', 'm2']);
     expect(seen.inbox.items).toEqual([`${address} m1`, `${address} m2`]);
   });
