@@ -65,35 +65,71 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** MQTT reason codes that say the credentials do not allow it: 0x87 (MQTT 5) and CONNACK 5 (MQTT 3.1.1). */
+export function isNotAuthorized(reason: number | undefined): boolean {
+  return reason === 135 || reason === 5;
+}
+
 /**
- * A failure to establish the connection: always `connection-failed`, with a reason a person can act on. A library
- * message may quote the URL or a credential, so it is shown, and kept as `cause`, with `secrets` and URL passwords
- * redacted.
+ * Why a connect failed, as `details.reason` (the same words as the amqp transport where they mean the same):
+ * `authentication` (bad user name or password), `not-authorized` (the broker's authorization refused the client —
+ * Mosquitto's dynamic security also answers so for a wrong password, and for a client id bound to another user, or a
+ * last will the client may not write), `refused` (another CONNACK reason, or nothing listening), `tls`, `unreachable`.
+ */
+export type ConnectFailureReason = 'authentication' | 'not-authorized' | 'refused' | 'tls' | 'unreachable';
+
+/**
+ * A failure to establish the connection: always `connection-failed`, with a reason a person can act on and
+ * `details.reason` a program can switch on. A library message may quote the URL or a credential, so it is shown,
+ * and kept as `cause`, with `secrets` and URL passwords redacted.
  */
 export function connectFailed(error: unknown, url: string, secrets: readonly string[]): EdgeKitError {
   const reason = reasonCodeOf(error);
   const system = systemCodeOf(error);
   const message = redactCredentials(messageOf(error), secrets);
   let why: string;
-  if (reason === 4 || reason === 134) why = 'the broker refused the user name or password';
-  else if (reason === 5 || reason === 135) why = 'the broker refused the client: not authorized';
-  else if (reason !== undefined) why = `the broker refused the connection: ${describeReason(reason)}`;
-  else if (system === 'ECONNREFUSED') why = 'nothing accepts connections there (ECONNREFUSED)';
-  else if (system === 'ENOTFOUND' || system === 'EAI_AGAIN') why = `the host name does not resolve (${system})`;
-  else if (system?.startsWith('ERR_TLS') || system?.includes('CERT') || system === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+  let kind: ConnectFailureReason | undefined;
+  if (reason === 4 || reason === 134) {
+    why = 'the broker refused the user name or password';
+    kind = 'authentication';
+  } else if (isNotAuthorized(reason)) {
+    why =
+      'the broker refused the client: not authorized (wrong credentials, a client id bound to another user, or a ' +
+      'last will the user may not write)';
+    kind = 'not-authorized';
+  } else if (reason !== undefined) {
+    why = `the broker refused the connection: ${describeReason(reason)}`;
+    kind = 'refused';
+  } else if (system === 'ECONNREFUSED') {
+    why = 'nothing accepts connections there (ECONNREFUSED)';
+    kind = 'refused';
+  } else if (system === 'ENOTFOUND' || system === 'EAI_AGAIN') {
+    why = `the host name does not resolve (${system})`;
+    kind = 'unreachable';
+  } else if (system?.startsWith('ERR_TLS') || system?.includes('CERT') || system === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
     why = `TLS failed: ${message}`;
+    kind = 'tls';
   } else why = message;
   return new EdgeKitError('connection-failed', `could not connect to ${url}: ${why}`, {
     cause: redactError(error, secrets),
-    details: { url, ...(reason === undefined ? {} : { reasonCode: reason }), ...(system ? { code: system } : {}) },
+    details: {
+      url,
+      ...(kind === undefined ? {} : { reason: kind }),
+      ...(reason === undefined ? {} : { reasonCode: reason }),
+      ...(system ? { code: system } : {}),
+    },
   });
 }
 
-/** A failed operation on an open connection (PUBACK/SUBACK with an error reason, invalid topic, …). */
+/**
+ * A failed operation on an open connection (PUBACK/SUBACK with an error reason, invalid topic, …): `not-authorized`
+ * when the broker's authorization refused it (reason 0x87), `message-too-large` for 0x95, else `transport-error`.
+ */
 export function operationFailed(error: unknown, operation: string, topic: string): EdgeKitError {
   const reason = reasonCodeOf(error);
   let code: EdgeKitErrorCode = 'transport-error';
   if (reason === 149) code = 'message-too-large';
+  else if (isNotAuthorized(reason)) code = 'not-authorized';
   const why = reason === undefined ? messageOf(error) : describeReason(reason);
   return new EdgeKitError(code, `mqtt ${operation} on ${JSON.stringify(topic)} failed: ${why}`, {
     cause: error,

@@ -85,7 +85,7 @@ describe('applyDeployment on Mosquitto when the ACL refuses the route table', ()
     const conn = await transport('operator').connect({ clientId: 'probe' });
     open.push(conn);
     const error = await conn.setRetained('routes/probe', new TextEncoder().encode('{}')).catch((e: unknown) => e);
-    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(isEdgeKitError(error, 'not-authorized')).toBe(true);
     expect((error as EdgeKitError).message).toMatch(/not authorized \(135\)/);
     expect((error as EdgeKitError).details).toMatchObject({ reasonCode: 135 });
     // The connection stays usable: only that publish was refused.
@@ -108,7 +108,7 @@ describe('applyDeployment on Mosquitto when the ACL refuses the route table', ()
     const error = (await operator
       .applyDeployment(deviceId, manifest(ROUTE_B, 30))
       .catch((e: unknown) => e)) as EdgeKitError;
-    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(isEdgeKitError(error, 'not-authorized')).toBe(true);
     expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'failed' });
     expect(error.message).toMatch(/failed writing the route table: .*not authorized \(135\); it is marked failed/);
 
@@ -133,7 +133,7 @@ describe('applyDeployment on Mosquitto when the ACL refuses the route table', ()
       /^edgekit deploy: .*: deployment 2 \(\S+\) to gw-refused failed writing the route table: /,
     );
     expect(deploy.stderr).toMatch(
-      /it is marked failed; apply the same deployment again to complete it \(transport-error\)\n$/,
+      /it is marked failed; apply the same deployment again to complete it \(not-authorized\)\n$/,
     );
     const status = await cli(['status', deviceId, ...credentials('admin')]);
     expect(status.code).toBe(0);
