@@ -47,11 +47,17 @@ export function describeReason(code: number): string {
   return `${REASONS[code] ?? 'reason'} (${code})`;
 }
 
-/** The MQTT reason code carried by an mqtt.js error, if any. */
+/**
+ * The MQTT reason code carried by an mqtt.js error, if any: its `code`, or — mqtt.js 5 rejects a refused SUBSCRIBE
+ * with an error that has lost it — the first refusal (0x80 and up) in the SUBACK it keeps as `packet`.
+ */
 export function reasonCodeOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
+  const { code, packet } = error as { code?: unknown; packet?: unknown };
+  if (typeof code === 'number') return code;
+  const granted = (packet as { granted?: unknown } | null | undefined)?.granted;
+  if (!Array.isArray(granted)) return undefined;
+  return granted.find((value): value is number => typeof value === 'number' && value >= 0x80);
 }
 
 /** The errno-style code of a socket error (`ECONNREFUSED`, …), if any. */

@@ -13,6 +13,22 @@ import { type MqttSizeMemory, openConnection } from './connection.js';
 import { loadMqtt } from './load-mqtt.js';
 import { type MqttTransportOptions, type ResolvedMqttOptions, resolveOptions } from './options.js';
 
+export {
+  type HashMosquittoPasswordOptions,
+  hashMosquittoPassword,
+  type MosquittoAcl,
+  type MosquittoCertificateListener,
+  type MosquittoClient,
+  type MosquittoDynamicSecurityConfig,
+  type MosquittoDynamicSecurityOptions,
+  type MosquittoPasswordHash,
+  type MosquittoPrincipal,
+  type MosquittoRole,
+  type MosquittoSecurityConfigOptions,
+  mosquittoDynamicSecurity,
+  mosquittoSecurityConfig,
+} from './authorization.js';
+export type { MqttConnectionDiagnostics } from './connection.js';
 export type { MqttLibrary, MqttTlsOptions, MqttTransportOptions, PemInput } from './options.js';
 export { DEFAULT_TOPIC_PREFIX } from './topics.js';
 

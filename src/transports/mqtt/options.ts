@@ -254,19 +254,20 @@ function defaultTls(): ResolvedTls {
   };
 }
 
-function checkTopicPrefix(value: unknown): string {
+/** Checks a topic prefix (empty, or ending in `/`, without wildcards, empty levels or a leading `$`). */
+export function checkTopicPrefix(value: unknown, what = 'mqtt()'): string {
   if (value === undefined) return DEFAULT_TOPIC_PREFIX;
-  if (typeof value !== 'string') throw new TypeError(`mqtt(): topicPrefix must be a string, got ${typeof value}`);
+  if (typeof value !== 'string') throw new TypeError(`${what}: topicPrefix must be a string, got ${typeof value}`);
   if (value === '') return value;
-  if (!value.endsWith('/')) throw new RangeError(`mqtt(): topicPrefix ${JSON.stringify(value)} must end with /`);
+  if (!value.endsWith('/')) throw new RangeError(`${what}: topicPrefix ${JSON.stringify(value)} must end with /`);
   if (hasWildcardOrNul(value)) {
-    throw new RangeError(`mqtt(): topicPrefix ${JSON.stringify(value)} must not contain + # or NUL`);
+    throw new RangeError(`${what}: topicPrefix ${JSON.stringify(value)} must not contain + # or NUL`);
   }
   if (value.startsWith('$')) {
-    throw new RangeError(`mqtt(): topicPrefix ${JSON.stringify(value)} must not start with $ (reserved by MQTT)`);
+    throw new RangeError(`${what}: topicPrefix ${JSON.stringify(value)} must not start with $ (reserved by MQTT)`);
   }
   if (value.startsWith('/') || value.includes('//')) {
-    throw new RangeError(`mqtt(): topicPrefix ${JSON.stringify(value)} must not have empty levels`);
+    throw new RangeError(`${what}: topicPrefix ${JSON.stringify(value)} must not have empty levels`);
   }
   return value;
 }

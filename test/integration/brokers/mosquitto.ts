@@ -32,6 +32,15 @@ export interface StartMosquittoOptions {
    * folder and set as its `acl_file`: what each user may publish and subscribe to.
    */
   readonly acl?: readonly string[];
+  /**
+   * Authorization by the dynamic-security plugin: `json` is written to the broker's folder as its configuration
+   * file, and `config(file)` gives the lines that load it (e.g. `mosquittoSecurityConfig`); anonymous clients are
+   * then not allowed by the test defaults.
+   */
+  readonly dynamicSecurity?: {
+    readonly json: unknown;
+    readonly config: (dynamicSecurityFile: string) => readonly string[];
+  };
   /** Extra config lines appended verbatim (e.g. `max_inflight_messages 5`). */
   readonly config?: readonly string[];
   /**
@@ -146,6 +155,10 @@ function buildConfig(port: number, dir: string, options: StartMosquittoOptions):
   if (options.users && passwordFile) writePasswordFile(passwordFile, options.users);
   if (passwordFile) {
     lines.push('allow_anonymous false', `password_file ${passwordFile}`);
+  } else if (options.dynamicSecurity) {
+    const file = path.join(dir, 'dynamic-security.json');
+    writeFileSync(file, JSON.stringify(options.dynamicSecurity.json, null, 2));
+    lines.push(...options.dynamicSecurity.config(file));
   } else {
     lines.push('allow_anonymous true');
   }
