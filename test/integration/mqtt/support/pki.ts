@@ -84,3 +84,14 @@ export function createTestPki(): TestPki {
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Issues a client certificate for `commonName` (a `/` in it is escaped for openssl) signed by the PKI's CA: what a
+ * broker with `use_identity_as_username` takes as the user name. Returns its PEM text and key.
+ */
+export function issueClientCertificate(pki: TestPki, commonName: string): { cert: string; key: string } {
+  const name = `client-${commonName.replace(/[^A-Za-z0-9-]/g, '_')}`;
+  makeLeaf(pki.dir, name, `/CN=${commonName.replace(/\//g, '\\/')}`, 'extendedKeyUsage=clientAuth');
+  const read = (file: string) => readFileSync(path.join(pki.dir, file), 'utf8');
+  return { cert: read(`${name}.pem`), key: read(`${name}.key`) };
+}
