@@ -7,32 +7,15 @@
  * Written for Mosquitto 2.0 (measured on 2.0.11): its plugin has no `%c`/`%u` substitution, so per-client topics are
  * rendered per client.
  */
+
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import type { Principal } from '../../access.js';
 import { checkIdentity, parseIdentity } from '../../names.js';
 import { checkTopicPrefix } from './options.js';
 import { CLIENT_LEVEL, checkClientId, checkPattern, DEFAULT_TOPIC_PREFIX } from './topics.js';
 
-/**
- * What {@link mosquittoDynamicSecurity} needs of a principal: the shape of `Principal` from `planAccess`, whose
- * results are passed as they are. Addresses and keys are the core's, `*` standing for any one segment.
- */
-export interface MosquittoPrincipal {
-  readonly kind: 'module' | 'operator';
-  /** The broker user name. */
-  readonly username: string;
-  /** What its messages and requests are published under (`<device>/<module>` or `$operator/<name>`). */
-  readonly identity: string;
-  /** The one client id it may connect with; undefined: any (operators, who run several clients at once). */
-  readonly clientId: string | undefined;
-  readonly consume: readonly string[];
-  readonly publish: readonly string[];
-  readonly serve: readonly string[];
-  readonly request: readonly string[];
-  readonly readRetained: readonly string[];
-  readonly writeRetained: readonly string[];
-  /** Everything under the topic prefix (operators). */
-  readonly all: boolean;
-}
+/** What {@link mosquittoDynamicSecurity} renders: a principal of an access plan (`planAccess`, `issueIdentities`). */
+export type MosquittoPrincipal = Principal;
 
 /**
  * A password as the dynamic-security plugin stores it: PBKDF2-HMAC-SHA512 of the UTF-8 password with a 12-byte
