@@ -372,7 +372,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         this.conn = undefined;
         attempt++;
         const delay = this.backoff(attempt);
-        if (this.clock.now() + delay >= deadline || (isEdgeKitError(error) && error.code === 'invalid-configuration')) {
+        // Wrong settings and refused credentials do not get better by waiting: say so at once.
+        if (this.clock.now() + delay >= deadline || isPermanent(error)) {
           throw isEdgeKitError(error)
             ? error
             : new EdgeKitError('connection-failed', `cannot connect ${this.clientId}: ${messageOf(error)}`, {
@@ -545,6 +546,11 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
         const c = this.conn;
         this.conn = undefined;
         await c?.close().catch(() => undefined);
+        // Refused credentials (rotated, revoked) will not come back by themselves; keep trying, as the broker may
+        // be reconfigured, but say so once.
+        if (isPermanent(error) && !isPermanent(cause)) {
+          this.report_error(error, 'the broker refuses this module now; still trying to reconnect');
+        }
         cause = error instanceof Error ? error : new Error(String(error));
       }
     }
@@ -1603,6 +1609,14 @@ class AbandonedDelivery extends Error {}
 
 interface InputBinding extends Binding {
   readonly input: string;
+}
+
+/** A connect failure that waiting will not cure: wrong settings, or credentials the broker refuses. */
+function isPermanent(error: unknown): boolean {
+  if (!isEdgeKitError(error)) return false;
+  if (error.code === 'invalid-configuration') return true;
+  const reason = error.details.reason;
+  return error.code === 'connection-failed' && (reason === 'authentication' || reason === 'not-authorized');
 }
 
 /** The error code `onError` reports a dead letter with. */

@@ -83,6 +83,20 @@ describe('a memory broker with an access plan', () => {
     await service.close();
   });
 
+  test('a module the broker refuses fails its first connect at once, not after connectTimeoutInMs', async () => {
+    const { transport, service } = await setUp();
+    const started = Date.now();
+    const error = await connect(Sensor, {
+      deviceId: 'gw',
+      moduleId: 'ghost',
+      transport,
+      connectTimeoutInMs: 60_000,
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'connection-failed', details: { reason: 'not-authorized' } });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await service.close();
+  });
+
   test('a connection that is no principal, or speaks for another, is refused at connect', async () => {
     const { transport, service } = await setUp();
     await expect(transport.connect({ clientId: 'gw/ghost', identity: 'gw/ghost' })).rejects.toMatchObject({
