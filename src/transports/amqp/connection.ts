@@ -1,13 +1,14 @@
 /**
  * One edgekit transport connection on amqplib: an AMQP connection with a confirm channel for publishing (replaced
  * when RabbitMQ refuses one publish, see publisher.ts), short-lived channels for declarations and retained reads, and
- * one channel per consumer, watch and server. Every amqplib error is translated here; the core only ever sees
- * `EdgeKitError`s.
+ * one channel per consumer, watch and server. Everything it sends goes to its identity's own exchange (topology.ts),
+ * so the broker's permissions decide where it may go and receivers learn who sent it. Every amqplib error is
+ * translated here; the core only ever sees `EdgeKitError`s.
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
 import { abortError, EdgeKitError, isEdgeKitError, messageOf, servedRequestFailed } from '../../errors.js';
-import { checkAddressPattern } from '../../names.js';
+import { checkAddressPattern, checkIdentity, parseIdentity } from '../../names.js';
 import { redactError } from '../../redact.js';
 import type {
   ConsumeOptions,
@@ -33,12 +34,18 @@ import {
   DELETED_HEADER,
   messageQueueArguments,
   OBSERVER_QUEUE_ARGUMENTS,
+  PUBLISHER_HEADER,
   RETAINED_QUEUE_ARGUMENTS,
   type Topology,
   willQueueArguments,
 } from './topology.js';
 
-/** RabbitMQ's pseudo-queue for direct reply-to: replies go straight to the requesting channel, no queue involved. */
+/**
+ * RabbitMQ's pseudo-queue for direct reply-to, which earlier versions asked replies to go to. Replying to it means
+ * publishing to the default exchange, whose write permission lets a user reach every queue by name, so edgekit's own
+ * requests use {@link Topology.repliesExchange}; a server still answers an earlier version's request this way when
+ * its user may.
+ */
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 /** Header of a reply whose handler failed: the reason. The caller's `request` rejects with `transport-error`. */
@@ -194,6 +201,23 @@ function decodeRetained(message: Message): RetainedRead {
 
 type State = 'open' | 'closing' | 'closed' | 'lost';
 
+/** What authorization.ts needs of a connection to declare an access plan through it. */
+export interface AmqpInternals {
+  readonly names: Topology;
+  /** The connection's own exchange. */
+  readonly from: string;
+  readonly priorities: boolean;
+  /** Runs `operation` on the connection's amqplib connection, translating its errors as every operation's. */
+  run<T>(what: string, operation: (model: ChannelModel) => Promise<T>): Promise<T>;
+}
+
+const internals = new WeakMap<object, AmqpInternals>();
+
+/** The internals of a connection made by this transport, or `undefined` for any other value. */
+export function amqpInternalsOf(connection: unknown): AmqpInternals | undefined {
+  return typeof connection === 'object' && connection !== null ? internals.get(connection) : undefined;
+}
+
 /** The {@link TransportConnection} on one AMQP connection. */
 export class AmqpConnection implements TransportConnection {
   readonly closed: Promise<Error | undefined>;
@@ -226,7 +250,24 @@ export class AmqpConnection implements TransportConnection {
   private readonly idPrefix = `${randomUUID()}-`;
   private requestCount = 0;
   private requestChannelReady: Channel | undefined;
+  /** The routing key replies to this connection's requests carry on the replies exchange (its `reply-to`). */
+  private replyKey: string | undefined;
   private readonly publisher: ConfirmPublisher;
+  /** The exchange everything this connection publishes goes to: its identity's (see topology.ts). */
+  private readonly from: string;
+  /** Properties of a message publish (persistent, mandatory; the identity header when {@link from} is hashed). */
+  private readonly messageProperties: Readonly<Options.Publish>;
+  /** Headers every other publish carries: the identity header when {@link from} is hashed. */
+  private readonly identityHeaders: Readonly<Record<string, string>> | undefined;
+  /**
+   * Whether this connection may declare its own exchange, and so (on a broker without edgekit's permissions, or as an
+   * operator) declares and binds what it uses on first use. Without it the topology is the operator's
+   * (rabbitmqDefinitions / declareRabbitAccess): nothing is declared or bound for publishing, and a publish RabbitMQ
+   * routes nowhere is one the access plan does not allow.
+   */
+  private manages = true;
+  /** Cache of publishers by delivery exchange (plain names only; hashed ones depend on a header). */
+  private readonly publishers = new Map<string, string | undefined>();
 
   private constructor(
     private readonly model: ChannelModel,
@@ -234,9 +275,23 @@ export class AmqpConnection implements TransportConnection {
     private readonly names: Topology,
     private readonly options: ResolvedAmqpOptions,
     limits: BrokerLimits,
+    private readonly identity: string | undefined,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
+    });
+    this.from = names.fromExchange(identity);
+    this.identityHeaders =
+      identity !== undefined && names.fromExchangeHashed(identity) ? { [PUBLISHER_HEADER]: identity } : undefined;
+    this.messageProperties =
+      this.identityHeaders === undefined
+        ? PERSISTENT_MANDATORY
+        : Object.freeze({ ...PERSISTENT_MANDATORY, headers: this.identityHeaders });
+    internals.set(this, {
+      names,
+      from: this.from,
+      priorities: options.priorities,
+      run: (what, operation) => this.run(what, () => operation(model)),
     });
     this.topologySlot = new ChannelSlot(() => model.createChannel());
     this.probeSlot = new ChannelSlot(() => model.createChannel());
@@ -255,7 +310,10 @@ export class AmqpConnection implements TransportConnection {
     });
   }
 
-  /** Opens the channels, declares the exchanges and arms the will; closes the connection if any step fails. */
+  /**
+   * Opens the channels, declares the connection's exchange (or finds the operator's) and the shared ones, and arms the
+   * will; closes the connection if any step fails.
+   */
   static async open(
     model: ChannelModel,
     options: ResolvedAmqpOptions,
@@ -263,14 +321,9 @@ export class AmqpConnection implements TransportConnection {
     limits: BrokerLimits,
   ): Promise<AmqpConnection> {
     const confirm = await model.createConfirmChannel();
-    const connection = new AmqpConnection(model, confirm, options.names, options, limits);
+    const connection = new AmqpConnection(model, confirm, options.names, options, limits, connectOptions.identity);
     try {
-      const channel = await connection.topologySlot.get();
-      await Promise.all([
-        channel.assertExchange(options.names.retainedExchange, 'topic', { durable: true }),
-        channel.assertExchange(options.names.messagesExchange, 'direct', { durable: true }),
-        channel.assertExchange(options.names.observeExchange, 'topic', { durable: true }),
-      ]);
+      await connection.declareExchanges();
       if (connectOptions.will !== undefined) await connection.armWill(connectOptions.clientId, connectOptions.will);
     } catch (error) {
       connection.state = 'closed';
@@ -278,6 +331,59 @@ export class AmqpConnection implements TransportConnection {
       throw error;
     }
     return connection;
+  }
+
+  /**
+   * Declares this connection's own exchange and, if it may, the shared ones. A user that may not declare its own
+   * exchange (a module under rabbitmqDefinitions' permissions) uses the operator's topology as it is: its exchange must
+   * exist (a passive check needs no permission), and nothing else is declared.
+   */
+  private async declareExchanges(): Promise<void> {
+    const names = this.names;
+    try {
+      await (await this.topologySlot.get()).assertExchange(this.from, 'direct', { durable: true });
+    } catch (error) {
+      if (replyCodeOf(error) !== AmqpReplyCode.accessRefused) throw error;
+      this.manages = false;
+      try {
+        await (await this.topologySlot.get()).checkExchange(this.from);
+      } catch (missing) {
+        if (replyCodeOf(missing) !== AmqpReplyCode.notFound) throw missing;
+        throw new EdgeKitError(
+          'not-authorized',
+          `the exchange ${this.from} of ${this.identity ?? 'connections without an identity'} does not exist and ` +
+            'this user may not declare it: the operator declares it with the access plan (rabbitmqDefinitions or ' +
+            'declareRabbitAccess from edgekit/amqp)',
+          { cause: error, details: { amqpReplyCode: AmqpReplyCode.accessRefused, exchange: this.from } },
+        );
+      }
+      return;
+    }
+    const channel = await this.topologySlot.get();
+    await Promise.all([
+      channel.assertExchange(names.retainedExchange, 'topic', { durable: true }),
+      channel.assertExchange(names.observeExchange, 'topic', { durable: true }),
+      channel.assertExchange(names.requestsExchange, 'topic', { durable: true }),
+      channel.assertExchange(names.repliesExchange, 'topic', { durable: true }),
+    ]);
+  }
+
+  /** Whether this connection reads retained values from its own views (a module under the operator's topology). */
+  private readsViews(): boolean {
+    return !this.manages && this.identity !== undefined && parseIdentity(this.identity)?.kind === 'module';
+  }
+
+  /** Who published a delivered message, from the exchange RabbitMQ says it was published to. */
+  private publisherOf(message: Message): string | undefined {
+    const exchange = message.fields.exchange;
+    if (this.publishers.has(exchange)) return this.publishers.get(exchange);
+    const publisher = this.names.publisherOf(exchange, message.properties.headers?.[PUBLISHER_HEADER]);
+    // A hashed exchange's publisher is told by each message's header, checked against the hash: not cached.
+    if (!exchange.startsWith(`${this.names.prefix}.from.=`)) {
+      if (this.publishers.size >= 10_000) this.publishers.clear();
+      this.publishers.set(exchange, publisher);
+    }
+    return publisher;
   }
 
   // ---- lifecycle ----
@@ -391,31 +497,51 @@ export class AmqpConnection implements TransportConnection {
     return declaring;
   }
 
-  /**
-   * Declares a message queue and binds it, and the observe exchange, to the messages exchange with the queue's name
-   * (all idempotent: a queue declared by an earlier version, without the bindings, gets them here). A direct exchange
-   * plus an exchange-to-exchange binding, rather than one topic exchange for all: topic routing of every message cost
-   * about twice as much broker throughput as this (see docs/transports/amqp.md).
-   */
+  /** Declares a message queue (idempotent), with the arguments every client of the broker uses. */
   private async declareMessageQueue(channel: Channel, queue: string): Promise<void> {
     await channel.assertQueue(queue, { durable: true, arguments: messageQueueArguments(this.options.priorities) });
+  }
+
+  /**
+   * What a connection that manages its topology does before its first publish to a message queue: declares the queue
+   * and binds it, and the observe exchange, to its own exchange with the queue's name (all idempotent; a queue of an
+   * earlier version gets the bindings here). A direct exchange per identity plus an exchange-to-exchange binding to a
+   * topic exchange for observers, rather than one topic exchange for all: topic routing of every message cost about
+   * twice as much broker throughput (see docs/transports/amqp.md).
+   */
+  private async routeMessageQueue(channel: Channel, queue: string): Promise<void> {
+    await this.declareMessageQueue(channel, queue);
     await Promise.all([
-      channel.bindQueue(queue, this.names.messagesExchange, queue),
-      channel.bindExchange(this.names.observeExchange, this.names.messagesExchange, queue),
+      channel.bindQueue(queue, this.from, queue),
+      channel.bindExchange(this.names.observeExchange, this.from, queue),
     ]);
   }
 
-  private async declareRetainedQueue(channel: Channel, queue: string): Promise<void> {
+  /**
+   * Declares a key's last-value queue bound to the retained exchange, and the binding that takes this connection's
+   * writes of the key there.
+   */
+  private async routeRetainedQueue(channel: Channel, queue: string): Promise<void> {
     await channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } });
-    await channel.bindQueue(queue, this.names.retainedExchange, queue);
+    await Promise.all([
+      channel.bindQueue(queue, this.names.retainedExchange, queue),
+      channel.bindExchange(this.names.retainedExchange, this.from, queue),
+    ]);
   }
 
-  private ensureMessageQueue(queue: string): Promise<void> {
-    return this.declareOnce(queue, async () => this.declareMessageQueue(await this.topologySlot.get(), queue));
+  private ensureMessageRoute(queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => this.routeMessageQueue(await this.topologySlot.get(), queue));
   }
 
-  private ensureRetainedQueue(queue: string): Promise<void> {
-    return this.declareOnce(queue, async () => this.declareRetainedQueue(await this.topologySlot.get(), queue));
+  private ensureRetainedRoute(queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => this.routeRetainedQueue(await this.topologySlot.get(), queue));
+  }
+
+  /** The binding that takes this connection's requests to `queue` to the requests exchange. */
+  private ensureRequestRoute(queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => {
+      await (await this.topologySlot.get()).bindExchange(this.names.requestsExchange, this.from, queue);
+    });
   }
 
   // ---- publishing ----
@@ -450,24 +576,38 @@ export class AmqpConnection implements TransportConnection {
   }
 
   /**
-   * Publishes to a queue declared on first use. If the broker returns the message as unroutable (the queue was
-   * deleted since), declares the queue again and publishes once more.
+   * Publishes to this connection's exchange with `routingKey`, the name of the queue it must reach. A connection that
+   * manages its topology declares and binds the queue first (`ensure`), and if RabbitMQ returns the message as
+   * unroutable (the queue was deleted since) does so again and publishes once more. Under the operator's topology the
+   * bindings are the operator's: a message RabbitMQ routes nowhere is one the access plan does not allow (`refused`).
    */
-  private async publishToQueue(
-    queue: string,
+  private async publishRouted(
+    routingKey: string,
     ensure: (queue: string) => Promise<void>,
-    exchange: string,
     bytes: Uint8Array,
     properties: Options.Publish,
     target: string,
+    refused: () => EdgeKitError,
   ): Promise<void> {
-    if (!this.ready.has(queue)) await ensure(queue);
-    if ((await this.publishConfirmed(exchange, queue, bytes, properties, target)) === 'routed') return;
-    this.ready.delete(queue);
-    this.declared.delete(queue);
-    await ensure(queue);
-    if ((await this.publishConfirmed(exchange, queue, bytes, properties, target)) === 'routed') return;
-    throw new EdgeKitError('not-found', `RabbitMQ routed the message to no queue (expected ${queue})`);
+    if (this.manages && !this.ready.has(routingKey)) await ensure(routingKey);
+    if ((await this.publishConfirmed(this.from, routingKey, bytes, properties, target)) === 'routed') return;
+    if (!this.manages) throw refused();
+    this.ready.delete(routingKey);
+    this.declared.delete(routingKey);
+    await ensure(routingKey);
+    if ((await this.publishConfirmed(this.from, routingKey, bytes, properties, target)) === 'routed') return;
+    throw new EdgeKitError('not-found', `RabbitMQ routed the message to no queue (expected ${routingKey})`);
+  }
+
+  /** What a publish under the operator's topology rejects with when RabbitMQ routed it nowhere. */
+  private routedNowhere(what: string, routingKey: string): EdgeKitError {
+    const who = this.identity ?? 'a connection without an identity';
+    return new EdgeKitError(
+      'not-authorized',
+      `RabbitMQ routed ${what} nowhere: nothing is bound to ${this.from} for ${routingKey}, so the access plan does ` +
+        `not let ${who} write there (or the operator has not declared it: rabbitmqDefinitions / declareRabbitAccess)`,
+      { details: { exchange: this.from, routingKey } },
+    );
   }
 
   /** The queue of a message address, checking the address the first time it is seen. */
@@ -485,9 +625,9 @@ export class AmqpConnection implements TransportConnection {
   publish(address: string, bytes: Uint8Array, options?: PublishOptions): Promise<void> {
     const queue = this.messageQueueOf(address);
     checkBytes('bytes', bytes);
-    let properties: Options.Publish = PERSISTENT_MANDATORY;
+    let properties: Options.Publish = this.messageProperties;
     if (options?.ttlInMs !== undefined || options?.priority !== undefined) {
-      properties = { ...PERSISTENT_MANDATORY };
+      properties = { ...this.messageProperties };
       const { ttlInMs: ttl, priority } = options;
       if (ttl !== undefined) {
         if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
@@ -505,14 +645,13 @@ export class AmqpConnection implements TransportConnection {
     }
     if (this.state !== 'open') return Promise.reject(this.endedError());
     // Not through run(): amqplib fails every unconfirmed publish when its channel ends, so nothing is left pending.
-    return this.publishToQueue(
+    return this.publishRouted(
       queue,
-      (q) => this.ensureMessageQueue(q),
-      // The messages exchange, not the default one: it also copies each message to the observe exchange.
-      this.names.messagesExchange,
+      (q) => this.ensureMessageRoute(q),
       bytes,
       properties,
       address,
+      () => this.routedNowhere(`the message for ${address}`, queue),
     ).catch((error: unknown) => {
       throw this.state === 'open'
         ? translateOperationError(error, `publish to ${address}`)
@@ -531,16 +670,37 @@ export class AmqpConnection implements TransportConnection {
     if (typeof onDelivery !== 'function') throw new TypeError('onDelivery must be a function');
     const queue = this.names.messageQueue(address);
     return this.run(`consume ${address}`, async () => {
-      const channel = await this.model.createChannel();
+      let channel = await this.model.createChannel();
       channel.on('error', noop);
+      try {
+        // Declared here so messages wait for this consumer from now on; senders bind it (or the operator did).
+        await this.declareMessageQueue(channel, queue);
+      } catch (error) {
+        if (this.manages || replyCodeOf(error) !== AmqpReplyCode.accessRefused) {
+          await channel.close().catch(noop);
+          throw error;
+        }
+        // A queue of the operator's topology that this user may consume but not declare: it must exist.
+        channel = await this.model.createChannel();
+        channel.on('error', noop);
+        try {
+          await channel.checkQueue(queue);
+        } catch (missing) {
+          await channel.close().catch(noop);
+          if (replyCodeOf(missing) !== AmqpReplyCode.notFound) throw missing;
+          throw new EdgeKitError(
+            'not-authorized',
+            `the queue of ${address} (${queue}) does not exist and this user may not declare it: the operator ` +
+              'declares it with the access plan (rabbitmqDefinitions or declareRabbitAccess from edgekit/amqp)',
+            { cause: error, details: { amqpReplyCode: AmqpReplyCode.accessRefused, queue } },
+          );
+        }
+      }
       // After the connection ended the broker requeues unacked messages by itself: nothing to tell it.
       const acks = new AckBatcher(channel, () => this.state === 'open');
       const subscription = new ChannelSubscription(channel, acks);
       try {
         await channel.prefetch(prefetch);
-        await this.declareMessageQueue(channel, queue);
-        this.declared.set(queue, Promise.resolve());
-        this.ready.add(queue);
       } catch (error) {
         return this.abandonStart(channel, subscription, error);
       }
@@ -553,9 +713,11 @@ export class AmqpConnection implements TransportConnection {
           return;
         }
         const [settle, release] = subscription.handOut(message, ack, requeue);
+        const publisher = this.publisherOf(message);
         const delivery: Delivery = {
           bytes: bytesOf(message.content),
           redelivered: message.fields.redelivered,
+          ...(publisher === undefined ? {} : { publisher }),
           ack: settle,
           // Back to the queue now (nack with requeue), for this or another consumer, flagged redelivered.
           release,
@@ -654,7 +816,7 @@ export class AmqpConnection implements TransportConnection {
             const address = this.names.addressOfMessageQueue(message.fields.routingKey);
             if (address === undefined) return;
             try {
-              onMessage(address, bytesOf(message.content));
+              onMessage(address, bytesOf(message.content), this.publisherOf(message));
             } catch {
               // an observer must not throw; what it throws is ignored
             }
@@ -675,19 +837,20 @@ export class AmqpConnection implements TransportConnection {
     checkAddress('key', key);
     if (value !== null) checkBytes('value', value);
     const queue = this.names.retainedQueue(key);
+    const headers = value === null ? { ...this.identityHeaders, [DELETED_HEADER]: true } : this.identityHeaders;
     const properties: Options.Publish = {
       ...PERSISTENT_MANDATORY,
       messageId: randomUUID(),
-      ...(value === null ? { headers: { [DELETED_HEADER]: true } } : {}),
+      ...(headers === undefined ? {} : { headers }),
     };
     return this.run(`set retained ${key}`, () =>
-      this.publishToQueue(
+      this.publishRouted(
         queue,
-        (q) => this.ensureRetainedQueue(q),
-        this.names.retainedExchange,
+        (q) => this.ensureRetainedRoute(q),
         value ?? new Uint8Array(0),
         properties,
         `retained key ${key}`,
+        () => this.routedNowhere(`the value of retained key ${key}`, queue),
       ),
     );
   }
@@ -706,10 +869,14 @@ export class AmqpConnection implements TransportConnection {
 
   /**
    * Reads a key's last-value queue without consuming it: gets its message (and any that a requeue race left behind),
-   * then returns them all to the queue. `undefined` when the key was never set.
+   * then returns them all to the queue. `undefined` when the key was never set. A module under the operator's
+   * topology reads its own view of the key instead (see {@link Topology.viewQueue}).
    */
   private readRetained(key: string): Promise<RetainedRead | undefined> {
-    const queue = this.names.retainedQueue(key);
+    const queue =
+      this.identity !== undefined && this.readsViews()
+        ? this.names.viewQueue(this.identity, key)
+        : this.names.retainedQueue(key);
     return this.serializeProbe(async () => {
       for (let attempt = 0; ; attempt++) {
         const channel = await this.probeSlot.get();
@@ -796,22 +963,27 @@ export class AmqpConnection implements TransportConnection {
    */
   private async armWill(clientId: string, will: NonNullable<TransportConnectOptions['will']>): Promise<void> {
     const retainedQueue = this.names.retainedQueue(will.key);
-    // The dead-lettered will must find the key's last-value queue.
-    await this.ensureRetainedQueue(retainedQueue);
+    // The dead-lettered will must find the key's last-value queue through this connection's exchange (under the
+    // operator's topology that binding is the operator's, and exists only if this identity may write the key).
+    if (this.manages) await this.ensureRetainedRoute(retainedQueue);
     const queue = this.names.willQueue(clientId);
-    const args = willQueueArguments(this.names, will.key);
+    const args = willQueueArguments(this.names, this.from, will.key);
     let channel = await this.model.createChannel();
     channel.on('error', noop);
     try {
       await channel.assertQueue(queue, { durable: true, arguments: args });
     } catch (error) {
       if (replyCodeOf(error) !== AmqpReplyCode.preconditionFailed) throw error;
-      // The same client id had a will for another key: its queue has other arguments. Replace it.
+      // The same client id had a will for another key or exchange (or of an earlier version): its queue has other
+      // arguments. Replace it.
       channel = await this.model.createChannel();
       channel.on('error', noop);
       await channel.deleteQueue(queue);
       await channel.assertQueue(queue, { durable: true, arguments: args });
     }
+    // The will is published through this connection's exchange too: the default exchange would need a permission
+    // that reaches every queue.
+    await channel.bindQueue(queue, this.from, queue);
     const willId = randomUUID();
     let resolveHeld: (message: ConsumeMessage) => void = noop;
     const held = new Promise<ConsumeMessage>((resolve) => {
@@ -831,7 +1003,7 @@ export class AmqpConnection implements TransportConnection {
         { exclusive: true, noAck: false },
       );
     } catch (error) {
-      if (replyCodeOf(error) === AmqpReplyCode.accessRefused) {
+      if (replyCodeOf(error) === AmqpReplyCode.accessRefused && /exclusive use/i.test(messageOf(error))) {
         throw new EdgeKitError(
           'connection-failed',
           `client id ${JSON.stringify(clientId)} is in use by another live connection (its will queue ${queue} has an ` +
@@ -842,10 +1014,15 @@ export class AmqpConnection implements TransportConnection {
       throw error;
     }
     await this.publishConfirmed(
-      '',
+      this.from,
       queue,
       will.value,
-      { ...PERSISTENT_MANDATORY, expiration: '0', messageId: willId },
+      {
+        ...PERSISTENT_MANDATORY,
+        expiration: '0',
+        messageId: willId,
+        ...(this.identityHeaders === undefined ? {} : { headers: this.identityHeaders }),
+      },
       `the will of ${will.key}`,
     );
     const message = await withTimeout(held, WILL_HOLD_TIMEOUT_MS);
@@ -868,7 +1045,12 @@ export class AmqpConnection implements TransportConnection {
 
   // ---- request / reply ----
 
-  /** The channel requests are published on: it consumes direct reply-to and hears unroutable (returned) requests. */
+  /**
+   * The channel requests are published on: it consumes this connection's reply queue and hears unroutable (returned)
+   * requests. The reply queue is server-named and exclusive, bound to the replies exchange with {@link replyKey},
+   * which starts with this connection's identity: the topic permission on that exchange lets only this identity bind
+   * it, and servers can publish replies nowhere else (never into a queue of another module).
+   */
   private replyChannel(): Promise<Channel> {
     if (this.requestChannel === undefined) {
       const opening = (async () => {
@@ -876,17 +1058,23 @@ export class AmqpConnection implements TransportConnection {
         channel.on('error', noop);
         channel.on('return', (message: Message) => {
           const request = this.requests.get(String(message.properties.correlationId));
-          request?.reject(
-            new EdgeKitError('not-found', `nobody serves ${request.address}`, {
+          if (request === undefined) return;
+          const hint = this.manages ? '' : ` (or the access plan does not let ${this.identity ?? 'it'} call it)`;
+          request.reject(
+            new EdgeKitError('not-found', `nobody serves ${request.address}${hint}`, {
               details: { address: request.address },
             }),
           );
         });
+        const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+        const replyKey = this.names.replyKey(this.identity, randomUUID());
+        await channel.bindQueue(queue, this.names.repliesExchange, replyKey);
+        this.replyKey = replyKey;
         await channel.consume(
-          DIRECT_REPLY_TO,
+          queue,
           (message) => {
             if (message === null) {
-              this.lose(new Error('RabbitMQ cancelled the direct reply-to consumer'));
+              this.lose(new Error('RabbitMQ cancelled the reply consumer'));
               return;
             }
             const request = this.requests.get(String(message.properties.correlationId));
@@ -954,25 +1142,28 @@ export class AmqpConnection implements TransportConnection {
           });
           const send = (channel: Channel) => {
             try {
-              channel.publish('', queue, bufferOf(bytes), {
+              // Through this connection's exchange: the server learns the caller from it.
+              channel.publish(this.from, queue, bufferOf(bytes), {
                 correlationId,
-                replyTo: DIRECT_REPLY_TO,
+                replyTo: this.replyKey,
                 // The broker drops a request nobody took in time: a late server never runs it.
                 expiration: String(Math.ceil(timeoutInMs)),
                 mandatory: true,
                 persistent: false,
+                ...(this.identityHeaders === undefined ? {} : { headers: this.identityHeaders }),
               });
             } catch (error) {
               finish();
               reject(error);
             }
           };
-          if (this.requestChannelReady !== undefined) {
+          if (this.requestChannelReady !== undefined && (!this.manages || this.ready.has(queue))) {
             send(this.requestChannelReady);
             return;
           }
-          this.replyChannel().then(
-            (channel) => {
+          const routed = this.manages ? this.ensureRequestRoute(queue) : Promise.resolve();
+          Promise.all([this.replyChannel(), routed]).then(
+            ([channel]) => {
               if (!settled) send(channel);
             },
             (error: unknown) => {
@@ -1005,6 +1196,9 @@ export class AmqpConnection implements TransportConnection {
         await channel.prefetch(this.options.prefetch);
         // Exists only while served: with nobody serving, a request is unroutable and fails fast as `not-found`.
         await channel.assertQueue(queue, { durable: false, autoDelete: true });
+        // Requests come from the callers' exchanges through the requests exchange; the topic permission there lets a
+        // module bind only its own request queue's name.
+        await channel.bindQueue(queue, this.names.requestsExchange, queue);
       } catch (error) {
         return this.abandonStart(channel, subscription, error);
       }
@@ -1020,16 +1214,20 @@ export class AmqpConnection implements TransportConnection {
           settle();
           return;
         }
+        const publisher = this.publisherOf(message);
         let reply: Promise<Uint8Array>;
         try {
-          reply = Promise.resolve(handler(bytesOf(message.content), {}));
+          reply = Promise.resolve(handler(bytesOf(message.content), publisher === undefined ? {} : { publisher }));
         } catch (error) {
           reply = Promise.reject(error);
         }
+        // Replies go to the replies exchange, where only reply queues are bound, whatever `reply-to` names; only an
+        // earlier version's direct reply-to is answered through the default exchange (if this user may write it).
+        const exchange = replyTo.startsWith(DIRECT_REPLY_TO) ? '' : this.names.repliesExchange;
         const answer = async (bytes: Uint8Array, failure?: string) => {
           if (this.state !== 'open') return;
           const replies = this.replySlot.ready ?? (await this.replySlot.get());
-          replies.publish('', replyTo, bufferOf(bytes), {
+          replies.publish(exchange, replyTo, bufferOf(bytes), {
             correlationId,
             persistent: false,
             ...(failure === undefined ? {} : { headers: { [REPLY_ERROR_HEADER]: failure } }),
@@ -1079,8 +1277,9 @@ export async function connectAmqp(
 ): Promise<TransportConnection> {
   if (typeof connectOptions !== 'object' || connectOptions === null)
     throw new TypeError('connect options are required');
-  const { clientId, will, abortSignal } = connectOptions;
+  const { clientId, will, abortSignal, identity } = connectOptions;
   if (typeof clientId !== 'string' || clientId.length === 0) throw new TypeError('clientId must be a non-empty string');
+  if (identity !== undefined) checkIdentity(identity);
   if (will !== undefined) {
     checkAddress('key', will.key);
     checkBytes('will.value', will.value);

@@ -105,18 +105,14 @@ export function publishRefusedError(
       ? `the user may not write to exchange ${JSON.stringify(refusal.exchange)}`
       : `the user's topic permissions on exchange ${JSON.stringify(refusal.exchange)} refuse routing key ` +
         JSON.stringify(refusal.routingKey);
-  return new EdgeKitError(
-    'transport-error',
-    `not allowed to publish to ${target}: ${why} (RabbitMQ: ${refusal.text})`,
-    {
-      cause,
-      details: {
-        amqpReplyCode: AmqpReplyCode.accessRefused,
-        exchange: refusal.exchange,
-        ...(refusal.routingKey === undefined ? {} : { routingKey: refusal.routingKey }),
-      },
+  return new EdgeKitError('not-authorized', `not allowed to publish to ${target}: ${why} (RabbitMQ: ${refusal.text})`, {
+    cause,
+    details: {
+      amqpReplyCode: AmqpReplyCode.accessRefused,
+      exchange: refusal.exchange,
+      ...(refusal.routingKey === undefined ? {} : { routingKey: refusal.routingKey }),
     },
-  );
+  });
 }
 
 /**
@@ -167,6 +163,10 @@ export function translateOperationError(error: unknown, what: string, lost?: Edg
     case AmqpReplyCode.connectionForced:
       code = 'connection-lost';
       break;
+    case AmqpReplyCode.accessRefused:
+      // RabbitMQ also says ACCESS_REFUSED for a queue another connection uses exclusively: that is no permission.
+      if (!/exclusive use/i.test(text)) code = 'not-authorized';
+      break;
     default:
       if (replyCode === undefined && isClosedError(error)) {
         if (lost !== undefined) return lost;
@@ -177,8 +177,10 @@ export function translateOperationError(error: unknown, what: string, lost?: Edg
     code === 'invalid-configuration'
       ? ' (the queue or exchange exists with other arguments: are all clients using the same edgekit/amqp options, ' +
         'e.g. `priorities`?)'
-      : replyCode === AmqpReplyCode.accessRefused
-        ? ' (the user lacks a permission, or the resource is in exclusive use)'
-        : '';
+      : code === 'not-authorized'
+        ? ' (the user lacks a permission: see the access plan, rabbitmqDefinitions in edgekit/amqp)'
+        : replyCode === AmqpReplyCode.accessRefused
+          ? ' (another connection uses it exclusively)'
+          : '';
   return new EdgeKitError(code, `${what} failed: ${text}${hint}`, { cause: error, details });
 }

@@ -169,10 +169,10 @@ describe('ConfirmPublisher', () => {
     await turn();
     expect(channel(1).sent.map((s) => s.properties.messageId)).toEqual(['twin', 'message']);
     expect(outcomes.get('routes')).toMatchObject({
-      code: 'transport-error',
+      code: 'not-authorized',
       details: { amqpReplyCode: 403, exchange: 'p.retained', routingKey: 'p.retained.routes.gw' },
     });
-    expect(outcomes.get('routes again')).toMatchObject({ code: 'transport-error' });
+    expect(outcomes.get('routes again')).toMatchObject({ code: 'not-authorized' });
   });
 
   it('gives the connection up when the channel ends for another reason', () => {

@@ -3,6 +3,7 @@
  * and the arguments each queue is declared with. docs/transports/amqp.md documents the same table for operators.
  */
 import { createHash } from 'node:crypto';
+import { parseIdentity } from '../../names.js';
 
 /** AMQP 0-9-1 short strings (queue names, routing keys) hold at most 255 bytes. */
 export const MAX_AMQP_NAME_BYTES = 255;
@@ -58,23 +59,56 @@ export function checkPrefix(value: unknown): string {
   return value;
 }
 
-/** Every exchange and queue name of one prefix. */
+/**
+ * Every exchange and queue name of one prefix.
+ *
+ * What a connection may write is what its own exchange reaches. Each identity publishes everything — messages,
+ * retained values, requests, its will — to its **own** direct exchange ({@link fromExchange}), and only the operator's
+ * bindings (or, on a broker without edgekit permissions, the connection's own declarations) lead from there to
+ * queues. RabbitMQ checks the write permission on that exchange, so a delivery's exchange names who published it,
+ * and no routing key, `CC`/`BCC` header, dead-letter or alternate exchange reaches further than its bindings (RabbitMQ
+ * checks topic permissions against the routing key of a publish only, not against `CC`/`BCC` or dead-letter routing
+ * keys: docs/transports/amqp.md, Permissions).
+ */
 export interface Topology {
   readonly prefix: string;
-  /** Topic exchange carrying retained values (and fired wills); routing key = the key's last-value queue name. */
+  /**
+   * Topic exchange every retained value passes: bound to each key's last-value queue, its readers' views and watches
+   * with the key's queue name. Written only through identities' exchanges (exchange-to-exchange bindings per key).
+   */
   readonly retainedExchange: string;
   /**
-   * Direct exchange carrying messages; routing key = the message queue's name. Each message queue is bound to it with
-   * its own name, and so is {@link observeExchange} (an exchange-to-exchange binding per queue), which gives observers
-   * a copy of every message published to a declared queue.
-   */
-  readonly messagesExchange: string;
-  /**
-   * Topic exchange that receives a copy of every message from {@link messagesExchange}; observers bind queues of
-   * their own to it with patterns (see {@link observeBindingKey}). Without observers it routes to nothing.
+   * Topic exchange that receives a copy of every message from the identities' exchanges (one exchange-to-exchange
+   * binding per destination queue); observers bind queues of their own to it with patterns ({@link observeBindingKey}).
    */
   readonly observeExchange: string;
-  /** Durable queue of a message address, also its routing key on {@link messagesExchange}. */
+  /** Topic exchange requests reach from the callers' exchanges; each served request queue is bound with its name. */
+  readonly requestsExchange: string;
+  /**
+   * Topic exchange replies are published to: each requesting connection binds its reply queue with a key that starts
+   * with its identity ({@link replyKey}), so only that identity may bind it and a reply never reaches anything else.
+   */
+  readonly repliesExchange: string;
+  /** The exchange earlier versions published messages to (direct); still bound to their queues, no longer used. */
+  readonly legacyMessagesExchange: string;
+  /**
+   * The direct exchange a connection publishes everything to: `<prefix>.from.<device>.<module>` for a module,
+   * `<prefix>.from.$operator.<name>` for an operator, `<prefix>.anonymous` without an identity; hashed when too long.
+   */
+  fromExchange(identity: string | undefined): string;
+  /**
+   * Whether {@link fromExchange} of `identity` is hashed: then publishes carry the identity in
+   * {@link PUBLISHER_HEADER}, which a receiver checks against the hash.
+   */
+  fromExchangeHashed(identity: string | undefined): boolean;
+  /**
+   * The identity a message was published under, read from the exchange it was published to (`fields.exchange`, which
+   * RabbitMQ keeps across exchange-to-exchange bindings and sets to the dead-letter exchange on dead-lettering), or
+   * `undefined` for any other exchange. `claimed` is the {@link PUBLISHER_HEADER} of the message, used only to name
+   * the identity of a hashed exchange, and only when it hashes to it. Never throws.
+   */
+  publisherOf(exchange: string, claimed: unknown): string | undefined;
+  /** Durable queue of a message address, also its routing key. */
   messageQueue(address: string): string;
   /**
    * The binding key on {@link observeExchange} for an address pattern's segments (`*` stays `*`, one word), or
@@ -85,33 +119,91 @@ export interface Topology {
   addressOfMessageQueue(name: string): string | undefined;
   /** Durable last-value queue of a retained key, also its routing key on {@link retainedExchange}. */
   retainedQueue(key: string): string;
-  /** Auto-delete queue that requests to `address` are sent to (through the default exchange). */
+  /**
+   * A reader's own copy of a retained key (`<prefix>.view.<reader device>.<reader module>.<key>`): a last-value queue
+   * bound like the key's own, which a module reads instead, so reading — RabbitMQ's `read` permission includes
+   * `basic.get` + ack and purge — can only ever empty its own copy.
+   */
+  viewQueue(identity: string, key: string): string;
+  /** Auto-delete queue of the requests to `address`, bound to {@link requestsExchange} with its name. */
   requestQueue(address: string): string;
   /** Durable queue holding the last will of the connection `clientId`. */
   willQueue(clientId: string): string;
+  /**
+   * The routing key a connection's replies are published with, on {@link repliesExchange}:
+   * `<identity words>.<token>` (`anonymous.<token>` without an identity), hashed identity words when too long.
+   */
+  replyKey(identity: string | undefined, token: string): string;
+  /** The first word(s) of every {@link replyKey} of `identity`, for the topic permission that confines binding them. */
+  replyKeyStem(identity: string | undefined): string;
+}
+
+/** Header carrying the identity of a publish whose exchange name is hashed (see {@link Topology.fromExchangeHashed}). */
+export const PUBLISHER_HEADER = 'x-edgekit-publisher';
+
+/** The words of an identity (`gw-1/filter` → `gw-1.filter`); identities never contain `.`. */
+function wordsOf(identity: string): string {
+  return identity.split('/').join('.');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function fits(name: string): boolean {
+  return Buffer.byteLength(name) <= MAX_AMQP_NAME_BYTES;
 }
 
 /** The name for `kind` and `path`: `<prefix>.<kind>.<segments joined by .>`, or a hash when that is too long. */
 function nameOf(prefix: string, kind: string, path: string): string {
   const direct = `${prefix}.${kind}.${path.split('/').join('.')}`;
-  if (Buffer.byteLength(direct) <= MAX_AMQP_NAME_BYTES) return direct;
+  if (fits(direct)) return direct;
   // `=` never occurs in a segment, so a hashed name cannot equal a direct one.
   const first = path.split('/')[0] ?? '';
-  const hashed = `${prefix}.${kind}.${first.slice(0, 64)}.=${createHash('sha256').update(path).digest('hex')}`;
-  return hashed;
+  return `${prefix}.${kind}.${first.slice(0, 64)}.=${sha256(path)}`;
 }
 
 /** Names for the given prefix (already checked by {@link checkPrefix}). */
 export function topology(prefix: string): Topology {
+  const fromStem = `${prefix}.from.`;
+  const anonymous = `${prefix}.anonymous`;
+  const fromExchange = (identity: string | undefined): string => {
+    if (identity === undefined) return anonymous;
+    const direct = `${fromStem}${wordsOf(identity)}`;
+    return fits(direct) ? direct : `${fromStem}=${sha256(identity)}`;
+  };
+  const replyKeyStem = (identity: string | undefined): string => {
+    if (identity === undefined) return 'anonymous';
+    const words = wordsOf(identity);
+    // Room for `.` and a 36-character token.
+    return words.length + 37 <= MAX_AMQP_NAME_BYTES ? words : `=${sha256(identity)}`;
+  };
   return {
     prefix,
     retainedExchange: `${prefix}.retained`,
-    messagesExchange: `${prefix}.messages`,
     observeExchange: `${prefix}.observe`,
+    requestsExchange: `${prefix}.requests`,
+    repliesExchange: `${prefix}.replies`,
+    legacyMessagesExchange: `${prefix}.messages`,
+    fromExchange,
+    fromExchangeHashed: (identity) => identity !== undefined && !fits(`${fromStem}${wordsOf(identity)}`),
+    publisherOf: (exchange, claimed) => {
+      if (!exchange.startsWith(fromStem)) return undefined;
+      const rest = exchange.slice(fromStem.length);
+      if (rest.startsWith('=')) {
+        if (typeof claimed !== 'string' && !Buffer.isBuffer(claimed)) return undefined;
+        const identity = String(claimed);
+        return parseIdentity(identity) !== undefined && fromExchange(identity) === exchange ? identity : undefined;
+      }
+      const words = rest.split('.');
+      if (words.length !== 2) return undefined;
+      const identity = words.join('/');
+      return parseIdentity(identity) === undefined ? undefined : identity;
+    },
     messageQueue: (address) => nameOf(prefix, 'msg', address),
     observeBindingKey: (segments) => {
       const key = `${prefix}.msg.${segments.join('.')}`;
-      return Buffer.byteLength(key) <= MAX_AMQP_NAME_BYTES ? key : undefined;
+      return fits(key) ? key : undefined;
     },
     addressOfMessageQueue: (name) => {
       const start = `${prefix}.msg.`;
@@ -122,18 +214,16 @@ export function topology(prefix: string): Topology {
       return words.join('/');
     },
     retainedQueue: (key) => nameOf(prefix, 'retained', key),
+    viewQueue: (identity, key) => nameOf(prefix, 'view', `${identity}/${key}`),
     requestQueue: (address) => nameOf(prefix, 'rpc', address),
     willQueue: (clientId) => {
       // A client id is any string; keep it readable when it is plain, hash it otherwise.
       const direct = `${prefix}.will.${clientId}`;
-      if (
-        /^[\x21-\x7e]+$/.test(clientId) &&
-        !clientId.startsWith('=') &&
-        Buffer.byteLength(direct) <= MAX_AMQP_NAME_BYTES
-      )
-        return direct;
-      return `${prefix}.will.=${createHash('sha256').update(clientId).digest('hex')}`;
+      if (/^[\x21-\x7e]+$/.test(clientId) && !clientId.startsWith('=') && fits(direct)) return direct;
+      return `${prefix}.will.=${sha256(clientId)}`;
     },
+    replyKey: (identity, token) => `${replyKeyStem(identity)}.${token}`,
+    replyKeyStem,
   };
 }
 
@@ -151,10 +241,14 @@ export const RETAINED_QUEUE_ARGUMENTS = { 'x-max-length': 1, 'x-overflow': 'drop
 /** An unused will queue (its connection gone, its will fired) is deleted by the broker after this long. */
 export const WILL_QUEUE_EXPIRES_IN_MS = 3_600_000;
 
-/** Arguments of a will queue: an expired will is dead-lettered to the key's last-value queue. */
-export function willQueueArguments(names: Topology, willKey: string): Record<string, unknown> {
+/**
+ * Arguments of a will queue: an expired will is dead-lettered through the connection's own exchange (`from`), which
+ * leads to the will key's last-value queue only if the connection may write that key — RabbitMQ checks the write
+ * permission on a dead-letter exchange when the queue is declared, not its dead-letter routing key.
+ */
+export function willQueueArguments(names: Topology, from: string, willKey: string): Record<string, unknown> {
   return {
-    'x-dead-letter-exchange': names.retainedExchange,
+    'x-dead-letter-exchange': from,
     'x-dead-letter-routing-key': names.retainedQueue(willKey),
     'x-expires': WILL_QUEUE_EXPIRES_IN_MS,
   };

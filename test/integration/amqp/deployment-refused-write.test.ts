@@ -1,18 +1,19 @@
 /**
  * A deployment whose route-table write RabbitMQ refuses (issue 10, item 7), on the shared broker with two users of
- * narrower rights (global-setup.ts). RabbitMQ can refuse a write of one retained key only through the names it
- * involves: retained values are published to the topic exchange `edgekit.retained` with their last-value queue's name
- * as routing key, and the transport declares that queue before a connection's first write to it. So:
+ * narrower rights (global-setup.ts). A connection writes a retained key through its own exchange, bound to the key's
+ * last-value queue; RabbitMQ can refuse one key's write only through the names that involves:
  *
- * - `no-route-queues` may not configure (declare) `edgekit.retained.routes.*`: the declaration is refused on its own
- *   channel, the write rejects with `transport-error`, the connection stays, and the deployment is marked failed.
- * - `no-routes` has a topic permission that refuses publishing with a `…retained.routes.*` routing key: RabbitMQ
- *   closes the publishing channel; the amqp transport rejects that one write ("not allowed to publish to …") and
- *   opens another channel, so the connection stays and the deployment is marked failed there, as above.
+ * - `no-route-queues` may not configure (declare) `edgekit.retained.routes.*`, which a connection that declares its
+ *   own topology does before its first write of a key: the declaration is refused on its own channel, the write
+ *   rejects with `not-authorized`, the connection stays, and the deployment is marked failed.
+ * - `no-routes` may not declare its own exchange, so it uses the bindings the operator made for it (here, the test):
+ *   its deployment record and desired documents, not the route table. RabbitMQ routes that write nowhere; the write
+ *   rejects with `not-authorized`, the connection stays, and the deployment is marked failed there, as above.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, test } from 'vitest';
 import { typed } from '../../../src/codecs/schema.js';
 import { connect } from '../../../src/connect.js';
@@ -37,6 +38,8 @@ const manifest = (route: string, threshold: number) => ({
 });
 
 type User = 'guest' | 'no-routes' | 'no-route-queues';
+/** The identity `no-routes` speaks for; its exchange is `edgekit.from.$operator.no-routes`. */
+const NO_ROUTES_IDENTITY = '$operator/no-routes';
 /** The shared broker's URL as `user` (the default prefix `edgekit`, which the narrower permissions name). */
 const urlOf = (user: User) => {
   const url = new URL(sharedRabbitMQ().url);
@@ -51,7 +54,10 @@ afterEach(async () => {
 });
 
 async function service(user: User): Promise<ServiceClient> {
-  const s = await connectService({ transport: amqp({ url: urlOf(user) }) });
+  const s = await connectService({
+    transport: amqp({ url: urlOf(user) }),
+    ...(user === 'no-routes' ? { identity: NO_ROUTES_IDENTITY } : {}),
+  });
   open.push(s);
   return s;
 }
@@ -74,7 +80,7 @@ describe('applyDeployment on RabbitMQ when the route table is refused', () => {
     const error = (await refused
       .applyDeployment(deviceId, manifest(ROUTE_B, 30))
       .catch((e: unknown) => e)) as EdgeKitError;
-    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(isEdgeKitError(error, 'not-authorized')).toBe(true);
     expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'failed' });
     expect(error.message).toMatch(/failed writing the route table: .*ACCESS[-_]REFUSED.*; it is marked failed/);
     await expect.poll(() => filter.desired().version, { timeout: 10_000 }).toBe(2);
@@ -102,24 +108,40 @@ describe('applyDeployment on RabbitMQ when the route table is refused', () => {
     expect(filter.desired().version).toBe(2);
   }, 60_000);
 
-  test('a refused publish (topic permission): that write rejects, the connection stays, the record is marked failed; a retry completes it', async () => {
+  test('a write its bindings do not allow (routed nowhere): that write rejects, the connection stays, the record is marked failed; a retry completes it', async () => {
     const deviceId = `gw-${uniquePrefix()}`;
     const guest = await service('guest');
     await guest.applyDeployment(deviceId, manifest(ROUTE_A, 25));
+    // What the operator's access plan would bind for `no-routes`: the deployment record and the desired documents.
+    const raw = await amqplib.connect(urlOf('guest'));
+    try {
+      const channel = await raw.createChannel();
+      const exchange = 'edgekit.from.$operator.no-routes';
+      await channel.assertExchange(exchange, 'direct', { durable: true });
+      for (const key of [`deployment.${deviceId}`, `twin.${deviceId}.filter.desired`]) {
+        await channel.bindExchange('edgekit.retained', exchange, `edgekit.retained.${key}`);
+      }
+      await channel.close();
+    } finally {
+      await raw.close();
+    }
 
     const refused = await service('no-routes');
     const error = (await refused
       .applyDeployment(deviceId, manifest(ROUTE_B, 30))
       .catch((e: unknown) => e)) as EdgeKitError;
-    expect(isEdgeKitError(error, 'transport-error')).toBe(true);
+    expect(isEdgeKitError(error, 'not-authorized')).toBe(true);
     expect(error.details).toMatchObject({ step: 'routes', generation: 2, state: 'failed' });
     expect(error.message).toMatch(
-      /failed writing the route table: not allowed to publish to retained key routes\/gw-.*ACCESS[-_]REFUSED.*; it is marked failed/,
+      /failed writing the route table: RabbitMQ routed the value of retained key routes\/gw-\S+ nowhere: .*; it is marked failed/,
     );
     expect(await guest.deployment(deviceId)).toMatchObject({
       state: 'failed',
       generation: 2,
-      failure: { step: 'routes', reason: expect.stringMatching(/^not allowed to publish to retained key routes\//) },
+      failure: {
+        step: 'routes',
+        reason: expect.stringMatching(/^RabbitMQ routed the value of retained key routes\//),
+      },
     });
     expect((await guest.modules(deviceId)).map((m) => m.deploymentState)).toEqual(['failed', 'failed']);
 

@@ -14,11 +14,14 @@ import { createTestPki } from '../mqtt/support/pki.js';
 export const TEST_USERS = {
   filter: 's3cret',
   'user with space': 'p@ss/w:rd',
-  /** May do everything guest may, except write route tables (see {@link TEST_PERMISSIONS}). */
+  /**
+   * An operator (identity `$operator/no-routes`) under a topology it may not change: a test binds its exchange to the
+   * retained keys it may write, and routes are not among them (see {@link TEST_PERMISSIONS}).
+   */
   'no-routes': 'no-routes-secret',
   /** May do everything guest may, except declare the last-value queues of route tables. */
   'no-route-queues': 'no-route-queues-secret',
-  /** May do everything guest may, including consume messages, except publish them (write on `edgekit.messages`). */
+  /** May do everything guest may, except publish through the exchange of connections without an identity. */
   'no-messages': 'no-messages-secret',
 } as const;
 export const TEST_VHOST = 'edge';
@@ -30,19 +33,16 @@ export const TEST_VHOST = 'edge';
 export const MAX_MESSAGE_SIZE = 524_288;
 
 /**
- * Narrower rights for three users, all for the default prefix `edgekit` (retained keys go to the topic exchange
- * `edgekit.retained` with their last-value queue's name, `edgekit.retained.<key with dots>`, as routing key): the
- * topic permission refuses `no-routes` every publish of a `routes/…` key; the configure permission refuses
- * `no-route-queues` declaring a `routes/…` key's queue, which a transport connection does before its first write;
- * the write permission refuses `no-messages` publishing to the messages exchange (a direct exchange: RabbitMQ checks
- * topic permissions on topic exchanges only, so it is all messages or none), while it may still bind queues to it.
+ * Narrower rights for three users, all for the default prefix `edgekit`: `no-routes` may not declare (configure) its
+ * own exchange `edgekit.from.$operator.no-routes`, so its connections use the bindings a test made for it and declare
+ * nothing; `no-route-queues` may not configure (declare) a `routes/…` key's last-value queue, which a connection that
+ * declares its own topology does before its first write of the key; `no-messages` may not write (publish to) the
+ * exchange of connections without an identity, `edgekit.anonymous`.
  */
 export const TEST_PERMISSIONS = {
-  'no-routes': {
-    topics: [{ exchange: 'edgekit.retained', write: '^edgekit\\.retained\\.(?!routes\\.)', read: '.*' }],
-  },
+  'no-routes': { configure: '^(?!edgekit\\.from\\.\\$operator\\.no-routes$)' },
   'no-route-queues': { configure: '^(?!edgekit\\.retained\\.routes\\.)' },
-  'no-messages': { write: '^(?!edgekit\\.messages$)' },
+  'no-messages': { write: '^(?!edgekit\\.anonymous$)' },
 } as const;
 
 export interface SharedRabbitMQ {

@@ -97,6 +97,8 @@ describe('amqp() option validation', () => {
     await expect(
       transport.connect({ clientId: 'c', will: { key: 'presence/a.b', value: new Uint8Array() } }),
     ).rejects.toThrow(RangeError);
+    await expect(transport.connect({ clientId: 'c', identity: 'not an identity' })).rejects.toThrow(RangeError);
+    await expect(transport.connect({ clientId: 'c', identity: 'gw-1/filter/extra' })).rejects.toThrow(RangeError);
   });
 });
 
@@ -108,9 +110,59 @@ describe('topology names', () => {
     expect(names.requestQueue('methods/dev-1/filter')).toBe('edgekit.rpc.methods.dev-1.filter');
     expect(names.willQueue('dev-1/filter')).toBe('edgekit.will.dev-1/filter');
     expect(names.willQueue('has space')).toMatch(/^edgekit\.will\.=[0-9a-f]{64}$/);
+    expect(names.viewQueue('dev-1/filter', 'routes/dev-1')).toBe('edgekit.view.dev-1.filter.routes.dev-1');
     expect(names.retainedExchange).toBe('edgekit.retained');
-    expect(names.messagesExchange).toBe('edgekit.messages');
     expect(names.observeExchange).toBe('edgekit.observe');
+    expect(names.requestsExchange).toBe('edgekit.requests');
+    expect(names.repliesExchange).toBe('edgekit.replies');
+    expect(names.legacyMessagesExchange).toBe('edgekit.messages');
+  });
+
+  it("names each identity's exchange, and reads the publisher back from it (garbage gives none)", () => {
+    expect(names.fromExchange('dev-1/filter')).toBe('edgekit.from.dev-1.filter');
+    expect(names.fromExchange('$operator/alice')).toBe('edgekit.from.$operator.alice');
+    expect(names.fromExchange(undefined)).toBe('edgekit.anonymous');
+    expect(names.publisherOf('edgekit.from.dev-1.filter', undefined)).toBe('dev-1/filter');
+    expect(names.publisherOf('edgekit.from.$operator.alice', undefined)).toBe('$operator/alice');
+    // A header never overrides what the exchange says.
+    expect(names.publisherOf('edgekit.from.dev-1.filter', 'dev-1/other')).toBe('dev-1/filter');
+    for (const exchange of [
+      '',
+      'edgekit.anonymous',
+      'edgekit.messages',
+      'edgekit.from',
+      'edgekit.from.',
+      'edgekit.from.dev-1',
+      'edgekit.from.dev-1.filter.extra',
+      'edgekit.from.dev 1.filter',
+      'edgekit.from.$other.alice',
+      'edgekit.from..filter',
+      'other.from.dev-1.filter',
+      'edgekit.from.=0000',
+    ]) {
+      expect(names.publisherOf(exchange, 'dev-1/filter'), exchange).toBeUndefined();
+    }
+  });
+
+  it('hashes an exchange name that would be too long; the identity header is believed only when it hashes to it', () => {
+    const long = `${'d'.repeat(128)}/${'m'.repeat(128)}`;
+    const exchange = names.fromExchange(long);
+    expect(exchange).toMatch(/^edgekit\.from\.=[0-9a-f]{64}$/);
+    expect(names.fromExchangeHashed(long)).toBe(true);
+    expect(names.fromExchangeHashed('dev-1/filter')).toBe(false);
+    expect(names.publisherOf(exchange, long)).toBe(long);
+    expect(names.publisherOf(exchange, `${'d'.repeat(128)}/${'x'.repeat(128)}`)).toBeUndefined();
+    expect(names.publisherOf(exchange, undefined)).toBeUndefined();
+    expect(names.publisherOf(exchange, 42)).toBeUndefined();
+  });
+
+  it('reply keys start with the identity, so a topic permission can confine who binds them', () => {
+    expect(names.replyKey('dev-1/filter', 'abc')).toBe('dev-1.filter.abc');
+    expect(names.replyKey('$operator/alice', 'abc')).toBe('$operator.alice.abc');
+    expect(names.replyKey(undefined, 'abc')).toBe('anonymous.abc');
+    const long = `${'d'.repeat(128)}/${'m'.repeat(128)}`;
+    expect(names.replyKeyStem(long)).toMatch(/^=[0-9a-f]{64}$/);
+    expect(Buffer.byteLength(names.replyKey(long, 'x'.repeat(36)))).toBeLessThanOrEqual(255);
   });
 
   it('maps observe patterns to binding keys, and routing keys back to addresses', () => {

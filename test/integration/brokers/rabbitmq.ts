@@ -27,6 +27,11 @@ export interface RabbitMQ {
   readonly dir: string;
   /** Stops the node gracefully (its data is flushed), then starts it again on the same port with the same data. */
   restart(): Promise<void>;
+  /**
+   * Runs `rabbitmqctl` against this node (e.g. `['import_definitions', file]`) and resolves with its output; rejects
+   * with its error output when it fails.
+   */
+  rabbitmqctl(args: readonly string[], timeoutInMs?: number): Promise<string>;
   /** Stops the node and its epmd and removes the working folder; idempotent. */
   stop(): Promise<void>;
 }
@@ -295,6 +300,14 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
     port,
     tlsPort,
     dir,
+    rabbitmqctl(args, timeoutInMs = 60_000) {
+      return new Promise<string>((resolve, reject) => {
+        execFile(CTL, ['-q', ...args], { env, timeout: timeoutInMs }, (error, stdout, stderr) => {
+          if (error === null) resolve(stdout);
+          else reject(new Error(`rabbitmqctl ${args.join(' ')} failed: ${stderr || error.message}`));
+        });
+      });
+    },
     async restart() {
       if (stopped) throw new Error('RabbitMQ was stopped');
       await stopNode();
