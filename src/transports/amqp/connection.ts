@@ -24,7 +24,14 @@ import type {
 } from '../../transport.js';
 import { closeTimeout } from '../kit.js';
 import { AckBatcher } from './ack-batcher.js';
-import { AmqpReplyCode, replyCodeOf, translateConnectError, translateOperationError } from './errors.js';
+import {
+  AmqpReplyCode,
+  publishRefusalOf,
+  publishRefusedError,
+  replyCodeOf,
+  translateConnectError,
+  translateOperationError,
+} from './errors.js';
 import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
 import { type BrokerLimits, ConfirmPublisher } from './publisher.js';
 import { coalesceSocketWrites, socketOf } from './socket-writes.js';
@@ -235,8 +242,12 @@ export class AmqpConnection implements TransportConnection {
   private readonly declared = new Map<string, Promise<void>>();
   /** Queues declared on this connection and not since found missing: publish skips the declaration for these. */
   private readonly ready = new Set<string>();
-  /** Routing keys the broker returned as unroutable since their queue was last declared. */
-  private readonly unroutable = new Set<string>();
+  /**
+   * Returns (unroutable messages) not yet matched with their confirm, by routing key. RabbitMQ sends a message's
+   * `basic.return` before its `basic.ack`, so a confirm that finds one counted here is that message's (a routing key's
+   * publishes all go to the same bindings, so which of several is which does not matter).
+   */
+  private readonly unroutable = new Map<string, number>();
   /** Checked message addresses and their queue names (the hot path of publish). */
   private readonly messageQueues = new Map<string, string>();
   private readonly topologySlot: ChannelSlot;
@@ -306,7 +317,10 @@ export class AmqpConnection implements TransportConnection {
       openChannel: () => model.createConfirmChannel(),
       lose: (cause) => this.lose(cause ?? this.lastConnectionError ?? new Error('the publishing channel closed')),
       // The broker returns an unroutable mandatory message before it confirms it: the confirm callback then knows.
-      returned: (message) => this.unroutable.add(message.fields.routingKey),
+      returned: (message) => {
+        const key = message.fields.routingKey;
+        this.unroutable.set(key, (this.unroutable.get(key) ?? 0) + 1);
+      },
     });
   }
 
@@ -361,9 +375,7 @@ export class AmqpConnection implements TransportConnection {
     }
     const channel = await this.topologySlot.get();
     await Promise.all([
-      channel.assertExchange(names.retainedExchange, 'topic', { durable: true }),
       channel.assertExchange(names.observeExchange, 'topic', { durable: true }),
-      channel.assertExchange(names.requestsExchange, 'topic', { durable: true }),
       channel.assertExchange(names.repliesExchange, 'topic', { durable: true }),
     ]);
   }
@@ -518,29 +530,33 @@ export class AmqpConnection implements TransportConnection {
   }
 
   /**
-   * Declares a key's last-value queue bound to the retained exchange, and the binding that takes this connection's
-   * writes of the key there.
+   * Declares a key's updates exchange (fanout) and last-value queue bound to it, and the binding that takes this
+   * connection's writes of the key there (routing key: the queue's name).
    */
-  private async routeRetainedQueue(channel: Channel, queue: string): Promise<void> {
-    await channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } });
+  private async routeRetainedQueue(channel: Channel, key: string, queue: string): Promise<void> {
+    const updates = this.names.updatesExchange(key);
     await Promise.all([
-      channel.bindQueue(queue, this.names.retainedExchange, queue),
-      channel.bindExchange(this.names.retainedExchange, this.from, queue),
+      channel.assertExchange(updates, 'fanout', { durable: true }),
+      channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } }),
     ]);
+    await Promise.all([channel.bindQueue(queue, updates, ''), channel.bindExchange(updates, this.from, queue)]);
   }
 
   private ensureMessageRoute(queue: string): Promise<void> {
     return this.declareOnce(queue, async () => this.routeMessageQueue(await this.topologySlot.get(), queue));
   }
 
-  private ensureRetainedRoute(queue: string): Promise<void> {
-    return this.declareOnce(queue, async () => this.routeRetainedQueue(await this.topologySlot.get(), queue));
+  private ensureRetainedRoute(key: string, queue: string): Promise<void> {
+    return this.declareOnce(queue, async () => this.routeRetainedQueue(await this.topologySlot.get(), key, queue));
   }
 
-  /** The binding that takes this connection's requests to `queue` to the requests exchange. */
-  private ensureRequestRoute(queue: string): Promise<void> {
+  /** The calls exchange of a method address, and the binding that takes this connection's requests to it. */
+  private ensureRequestRoute(address: string, queue: string): Promise<void> {
     return this.declareOnce(queue, async () => {
-      await (await this.topologySlot.get()).bindExchange(this.names.requestsExchange, this.from, queue);
+      const channel = await this.topologySlot.get();
+      const calls = this.names.callsExchange(address);
+      await channel.assertExchange(calls, 'fanout', { durable: true });
+      await channel.bindExchange(calls, this.from, queue);
     });
   }
 
@@ -559,7 +575,7 @@ export class AmqpConnection implements TransportConnection {
   ): Promise<'routed' | 'returned'> {
     return new Promise((resolve, reject) => {
       this.publisher.publish(exchange, routingKey, bufferOf(bytes), properties, target, (error: unknown) => {
-        if (error === null || error === undefined) resolve(this.unroutable.has(routingKey) ? 'returned' : 'routed');
+        if (error === null || error === undefined) resolve(this.takeReturn(routingKey) ? 'returned' : 'routed');
         else if (this.state === 'open' && /nack/i.test(messageOf(error))) {
           reject(
             new EdgeKitError(
@@ -573,6 +589,15 @@ export class AmqpConnection implements TransportConnection {
         } else reject(error);
       });
     });
+  }
+
+  /** Whether a return of a publish with `routingKey` is waiting for its confirm; counts it as matched. */
+  private takeReturn(routingKey: string): boolean {
+    const returns = this.unroutable.get(routingKey);
+    if (returns === undefined) return false;
+    if (returns <= 1) this.unroutable.delete(routingKey);
+    else this.unroutable.set(routingKey, returns - 1);
+    return true;
   }
 
   /**
@@ -846,7 +871,7 @@ export class AmqpConnection implements TransportConnection {
     return this.run(`set retained ${key}`, () =>
       this.publishRouted(
         queue,
-        (q) => this.ensureRetainedRoute(q),
+        (q) => this.ensureRetainedRoute(key, q),
         value ?? new Uint8Array(0),
         properties,
         `retained key ${key}`,
@@ -907,7 +932,7 @@ export class AmqpConnection implements TransportConnection {
   watchRetained(key: string, onValue: (value: Uint8Array | undefined) => void): Promise<Subscription> {
     checkAddress('key', key);
     if (typeof onValue !== 'function') throw new TypeError('onValue must be a function');
-    const routingKey = this.names.retainedQueue(key);
+    const updates = this.names.updatesExchange(key);
     return this.run(`watch retained ${key}`, async () => {
       const channel = await this.model.createChannel();
       channel.on('error', noop);
@@ -927,7 +952,10 @@ export class AmqpConnection implements TransportConnection {
       };
       try {
         const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-        await channel.bindQueue(queue, this.names.retainedExchange, routingKey);
+        // Every write of the key passes its updates exchange (under the operator's topology, that exists and this
+        // user may read it only for keys its plan lets it read).
+        if (this.manages) await channel.assertExchange(updates, 'fanout', { durable: true });
+        await channel.bindQueue(queue, updates, '');
         await channel.consume(
           queue,
           (message) => {
@@ -965,7 +993,7 @@ export class AmqpConnection implements TransportConnection {
     const retainedQueue = this.names.retainedQueue(will.key);
     // The dead-lettered will must find the key's last-value queue through this connection's exchange (under the
     // operator's topology that binding is the operator's, and exists only if this identity may write the key).
-    if (this.manages) await this.ensureRetainedRoute(retainedQueue);
+    if (this.manages) await this.ensureRetainedRoute(will.key, retainedQueue);
     const queue = this.names.willQueue(clientId);
     const args = willQueueArguments(this.names, this.from, will.key);
     let channel = await this.model.createChannel();
@@ -1084,7 +1112,24 @@ export class AmqpConnection implements TransportConnection {
           },
           { noAck: true },
         );
-        this.guard(channel, 'reply');
+        let lastError: Error | undefined;
+        channel.on('error', (error: Error) => {
+          lastError = error;
+        });
+        channel.on('close', () => {
+          if (this.requestChannel === opening) this.requestChannel = undefined;
+          if (this.requestChannelReady === channel) this.requestChannelReady = undefined;
+          const refusal = publishRefusalOf(lastError);
+          if (refusal === undefined || this.state !== 'open') {
+            this.lose(lastError ?? new Error('the reply channel closed'));
+            return;
+          }
+          // RabbitMQ refused a request: this user may not write the connection's exchange, so it refuses every
+          // request alike. Those waiting fail with that; the next request opens a new channel (and reply queue).
+          for (const request of [...this.requests.values()]) {
+            request.reject(publishRefusedError(refusal, `a request to ${request.address}`, lastError));
+          }
+        });
         this.requestChannelReady = channel;
         return channel;
       })();
@@ -1161,7 +1206,7 @@ export class AmqpConnection implements TransportConnection {
             send(this.requestChannelReady);
             return;
           }
-          const routed = this.manages ? this.ensureRequestRoute(queue) : Promise.resolve();
+          const routed = this.manages ? this.ensureRequestRoute(address, queue) : Promise.resolve();
           Promise.all([this.replyChannel(), routed]).then(
             ([channel]) => {
               if (!settled) send(channel);
@@ -1196,9 +1241,11 @@ export class AmqpConnection implements TransportConnection {
         await channel.prefetch(this.options.prefetch);
         // Exists only while served: with nobody serving, a request is unroutable and fails fast as `not-found`.
         await channel.assertQueue(queue, { durable: false, autoDelete: true });
-        // Requests come from the callers' exchanges through the requests exchange; the topic permission there lets a
-        // module bind only its own request queue's name.
-        await channel.bindQueue(queue, this.names.requestsExchange, queue);
+        // Requests come from the callers' exchanges through the address's calls exchange (the operator's, under its
+        // topology; a fanout, so no key a caller chooses reaches another address).
+        const calls = this.names.callsExchange(address);
+        if (this.manages) await channel.assertExchange(calls, 'fanout', { durable: true });
+        await channel.bindQueue(queue, calls, '');
       } catch (error) {
         return this.abandonStart(channel, subscription, error);
       }
@@ -1223,9 +1270,11 @@ export class AmqpConnection implements TransportConnection {
         }
         // Replies go to the replies exchange, where only reply queues are bound, whatever `reply-to` names; only an
         // earlier version's direct reply-to is answered through the default exchange (if this user may write it).
-        const exchange = replyTo.startsWith(DIRECT_REPLY_TO) ? '' : this.names.repliesExchange;
+        // (Under the operator's topology it may not, and trying would close the channel other replies use.)
+        const legacy = replyTo.startsWith(DIRECT_REPLY_TO);
+        const exchange = legacy ? '' : this.names.repliesExchange;
         const answer = async (bytes: Uint8Array, failure?: string) => {
-          if (this.state !== 'open') return;
+          if (this.state !== 'open' || (legacy && !this.manages)) return;
           const replies = this.replySlot.ready ?? (await this.replySlot.get());
           replies.publish(exchange, replyTo, bufferOf(bytes), {
             correlationId,

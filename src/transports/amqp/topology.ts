@@ -64,26 +64,31 @@ export function checkPrefix(value: unknown): string {
  *
  * What a connection may write is what its own exchange reaches. Each identity publishes everything — messages,
  * retained values, requests, its will — to its **own** direct exchange ({@link fromExchange}), and only the operator's
- * bindings (or, on a broker without edgekit permissions, the connection's own declarations) lead from there to
- * queues. RabbitMQ checks the write permission on that exchange, so a delivery's exchange names who published it,
- * and no routing key, `CC`/`BCC` header, dead-letter or alternate exchange reaches further than its bindings (RabbitMQ
- * checks topic permissions against the routing key of a publish only, not against `CC`/`BCC` or dead-letter routing
- * keys: docs/transports/amqp.md, Permissions).
+ * bindings (or, on a broker without edgekit permissions, the connection's own declarations) lead from there: straight
+ * to message queues, and to one fanout exchange per retained key ({@link updatesExchange}) and per method address
+ * ({@link callsExchange}). RabbitMQ checks the write permission on that exchange, so a delivery's exchange names who
+ * published it. A routing key, `CC`/`BCC` header or dead-letter routing key reaches no further than its bindings:
+ * RabbitMQ routes a message by all of its keys in every exchange it passes, and checks topic permissions against the
+ * routing key of a publish only (docs/transports/amqp.md, Permissions), so no exchange past an identity's own may
+ * route by key to anything but observers and reply queues.
  */
 export interface Topology {
   readonly prefix: string;
   /**
-   * Topic exchange every retained value passes: bound to each key's last-value queue, its readers' views and watches
-   * with the key's queue name. Written only through identities' exchanges (exchange-to-exchange bindings per key).
+   * Fanout exchange of a retained key's updates: bound to the key's last-value queue, its readers' views and their
+   * watches; reached only through the exchanges of identities that may write the key (one binding each).
    */
-  readonly retainedExchange: string;
+  updatesExchange(key: string): string;
+  /**
+   * Fanout exchange of the requests to a method address: the served request queue is bound to it; reached only through
+   * the exchanges of identities that may call it.
+   */
+  callsExchange(address: string): string;
   /**
    * Topic exchange that receives a copy of every message from the identities' exchanges (one exchange-to-exchange
    * binding per destination queue); observers bind queues of their own to it with patterns ({@link observeBindingKey}).
    */
   readonly observeExchange: string;
-  /** Topic exchange requests reach from the callers' exchanges; each served request queue is bound with its name. */
-  readonly requestsExchange: string;
   /**
    * Topic exchange replies are published to: each requesting connection binds its reply queue with a key that starts
    * with its identity ({@link replyKey}), so only that identity may bind it and a reply never reaches anything else.
@@ -91,6 +96,8 @@ export interface Topology {
   readonly repliesExchange: string;
   /** The exchange earlier versions published messages to (direct); still bound to their queues, no longer used. */
   readonly legacyMessagesExchange: string;
+  /** The exchange earlier versions published retained values to (topic); no longer used. */
+  readonly legacyRetainedExchange: string;
   /**
    * The direct exchange a connection publishes everything to: `<prefix>.from.<device>.<module>` for a module,
    * `<prefix>.from.$operator.<name>` for an operator, `<prefix>.anonymous` without an identity; hashed when too long.
@@ -117,7 +124,7 @@ export interface Topology {
   observeBindingKey(segments: readonly string[]): string | undefined;
   /** The address of a message queue's name (a routing key), or `undefined` for a hashed or foreign name. */
   addressOfMessageQueue(name: string): string | undefined;
-  /** Durable last-value queue of a retained key, also its routing key on {@link retainedExchange}. */
+  /** Durable last-value queue of a retained key, also the routing key its writes are published with. */
   retainedQueue(key: string): string;
   /**
    * A reader's own copy of a retained key (`<prefix>.view.<reader device>.<reader module>.<key>`): a last-value queue
@@ -125,7 +132,7 @@ export interface Topology {
    * `basic.get` + ack and purge — can only ever empty its own copy.
    */
   viewQueue(identity: string, key: string): string;
-  /** Auto-delete queue of the requests to `address`, bound to {@link requestsExchange} with its name. */
+  /** Auto-delete queue of the requests to `address` (bound to its {@link callsExchange}), also their routing key. */
   requestQueue(address: string): string;
   /** Durable queue holding the last will of the connection `clientId`. */
   willQueue(clientId: string): string;
@@ -180,11 +187,12 @@ export function topology(prefix: string): Topology {
   };
   return {
     prefix,
-    retainedExchange: `${prefix}.retained`,
+    updatesExchange: (key) => nameOf(prefix, 'updates', key),
+    callsExchange: (address) => nameOf(prefix, 'calls', address),
     observeExchange: `${prefix}.observe`,
-    requestsExchange: `${prefix}.requests`,
     repliesExchange: `${prefix}.replies`,
     legacyMessagesExchange: `${prefix}.messages`,
+    legacyRetainedExchange: `${prefix}.retained`,
     fromExchange,
     fromExchangeHashed: (identity) => identity !== undefined && !fits(`${fromStem}${wordsOf(identity)}`),
     publisherOf: (exchange, claimed) => {

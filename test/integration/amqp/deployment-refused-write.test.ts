@@ -119,7 +119,7 @@ describe('applyDeployment on RabbitMQ when the route table is refused', () => {
       const exchange = 'edgekit.from.$operator.no-routes';
       await channel.assertExchange(exchange, 'direct', { durable: true });
       for (const key of [`deployment.${deviceId}`, `twin.${deviceId}.filter.desired`]) {
-        await channel.bindExchange('edgekit.retained', exchange, `edgekit.retained.${key}`);
+        await channel.bindExchange(`edgekit.updates.${key}`, exchange, `edgekit.retained.${key}`);
       }
       await channel.close();
     } finally {

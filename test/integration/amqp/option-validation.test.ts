@@ -111,11 +111,12 @@ describe('topology names', () => {
     expect(names.willQueue('dev-1/filter')).toBe('edgekit.will.dev-1/filter');
     expect(names.willQueue('has space')).toMatch(/^edgekit\.will\.=[0-9a-f]{64}$/);
     expect(names.viewQueue('dev-1/filter', 'routes/dev-1')).toBe('edgekit.view.dev-1.filter.routes.dev-1');
-    expect(names.retainedExchange).toBe('edgekit.retained');
+    expect(names.updatesExchange('twin/dev-1/filter/desired')).toBe('edgekit.updates.twin.dev-1.filter.desired');
+    expect(names.callsExchange('methods/dev-1/filter')).toBe('edgekit.calls.methods.dev-1.filter');
     expect(names.observeExchange).toBe('edgekit.observe');
-    expect(names.requestsExchange).toBe('edgekit.requests');
     expect(names.repliesExchange).toBe('edgekit.replies');
     expect(names.legacyMessagesExchange).toBe('edgekit.messages');
+    expect(names.legacyRetainedExchange).toBe('edgekit.retained');
   });
 
   it("names each identity's exchange, and reads the publisher back from it (garbage gives none)", () => {
