@@ -1,7 +1,9 @@
 /**
  * `edgekit/amqp`: the edgekit transport for RabbitMQ (AMQP 0-9-1) on amqplib. Durable queues, publisher confirms and
  * manual acks carry messages; last-value queues keep retained state across broker restarts; a dead-lettered,
- * held-back message is the last will. docs/transports/amqp.md describes the topology.
+ * held-back message is the last will; each identity publishes through its own exchange, so RabbitMQ's permissions,
+ * rendered from an access plan by {@link rabbitmqDefinitions}, decide what it may do. docs/transports/amqp.md describes
+ * the topology.
  */
 import type { Transport, TransportConnection, TransportConnectOptions } from '../../transport.js';
 import { connectAmqp } from './connection.js';
@@ -9,6 +11,22 @@ import { loadAmqplib } from './load.js';
 import { type AmqplibModule, type AmqpTransportOptions, resolveAmqpOptions } from './options.js';
 import { BrokerLimits } from './publisher.js';
 
+export {
+  type DeclaredRabbitAccess,
+  type DeclareRabbitAccessOptions,
+  declareRabbitAccess,
+  hashRabbitPassword,
+  type RabbitBindingDefinition,
+  type RabbitDefinitions,
+  type RabbitDefinitionsOptions,
+  type RabbitExchangeDefinition,
+  type RabbitPermissionDefinition,
+  type RabbitPrincipal,
+  type RabbitQueueDefinition,
+  type RabbitTopicPermissionDefinition,
+  type RabbitUserDefinition,
+  rabbitmqDefinitions,
+} from './authorization.js';
 export type { AmqplibModule, AmqpTlsOptions, AmqpTransportOptions } from './options.js';
 export { DEFAULT_PREFIX } from './topology.js';
 

@@ -57,7 +57,11 @@ export interface StartRabbitMQOptions {
    * listeners and `load_definitions`, which stay the test's (loopback port, test users).
    */
   readonly configFile?: string;
-  /** A definitions JSON whose `policies` (and their vhosts) are loaded with the test's users. */
+  /**
+   * The text of a RabbitMQ definitions JSON (docs/brokers/rabbitmq-definitions.json, or what `rabbitmqDefinitions`
+   * renders) loaded at boot with the test's users: its `users`, `vhosts`, `permissions`, `topic_permissions`,
+   * `policies`, `exchanges`, `queues` and `bindings` are added to theirs.
+   */
   readonly definitionsFile?: string;
   /**
    * RabbitMQ's `max_message_size` (bytes of a message body); default RabbitMQ's own (128 MiB in 3.10). A publish over
@@ -148,14 +152,28 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
   await mkdir(home);
   await mkdir(path.join(dir, 'log'));
   const users = { guest: 'guest', ...options.users };
-  const vhosts = ['/', ...(options.vhosts ?? [])];
+  const extra = (options.definitionsFile === undefined ? {} : JSON.parse(options.definitionsFile)) as Partial<
+    Record<
+      'users' | 'vhosts' | 'permissions' | 'topic_permissions' | 'policies' | 'exchanges' | 'queues' | 'bindings',
+      unknown[]
+    >
+  >;
+  const vhosts = [
+    ...new Set([
+      '/',
+      ...(options.vhosts ?? []),
+      ...(extra.vhosts ?? []).map((vhost) => (vhost as { name: string }).name),
+    ]),
+  ];
   const definitions = {
-    users: Object.entries(users).map(([name, password]) => ({
-      name,
-      password_hash: passwordHash(password),
-      hashing_algorithm: 'rabbit_password_hashing_sha256',
-      tags: name === 'guest' ? ['administrator'] : [],
-    })),
+    users: Object.entries(users)
+      .map(([name, password]) => ({
+        name,
+        password_hash: passwordHash(password),
+        hashing_algorithm: 'rabbit_password_hashing_sha256',
+        tags: name === 'guest' ? ['administrator'] : [],
+      }))
+      .concat((extra.users ?? []) as never[]),
     vhosts: vhosts.map((name) => ({ name })),
     permissions: Object.keys(users).flatMap((user) =>
       vhosts.map((vhost) => {
@@ -168,15 +186,17 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
           read: narrower?.read ?? '.*',
         };
       }),
-    ),
+    ) as unknown[],
     topic_permissions: Object.entries(options.permissions ?? {}).flatMap(([user, p]) =>
       vhosts.flatMap((vhost) => (p.topics ?? []).map((t) => ({ user, vhost, ...t }))),
-    ),
-    policies:
-      options.definitionsFile === undefined
-        ? []
-        : ((JSON.parse(options.definitionsFile) as { policies?: unknown[] }).policies ?? []),
+    ) as unknown[],
+    policies: extra.policies ?? [],
+    exchanges: extra.exchanges ?? [],
+    queues: extra.queues ?? [],
+    bindings: extra.bindings ?? [],
   };
+  definitions.permissions.push(...(extra.permissions ?? []));
+  definitions.topic_permissions.push(...(extra.topic_permissions ?? []));
   await writeFile(path.join(dir, 'definitions.json'), JSON.stringify(definitions));
   const tls = options.tls;
   await writeFile(
