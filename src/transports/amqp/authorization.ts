@@ -7,7 +7,7 @@
  * which only it may write and only the operator binds. RabbitMQ 3.10 checks topic permissions against a publish's
  * routing key but not its `CC`/`BCC` headers, nor a queue's dead-letter routing key, nor an alternate exchange's
  * routing, so a topic permission cannot keep a user from reaching a queue; it is used here only where it does hold:
- * to confine which keys a user may bind (read) on the shared topic exchanges.
+ * to confine which reply keys a user may bind (read) on the replies exchange.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Channel, ConfirmChannel, GetMessage } from 'amqplib';
@@ -54,7 +54,7 @@ export interface RabbitPrincipal {
   readonly all: boolean;
 }
 
-/** Options of {@link rabbitmqDefinitions} and {@link declareRabbitAccess}. */
+/** Options of {@link rabbitmqDefinitions}. */
 export interface RabbitDefinitionsOptions {
   /** The transport's `prefix`; default `edgekit`. */
   readonly prefix?: string;
@@ -90,6 +90,7 @@ export interface RabbitTopicPermissionDefinition {
   readonly read: string;
 }
 
+/** An exchange in RabbitMQ's definitions format. */
 export interface RabbitExchangeDefinition {
   readonly name: string;
   readonly vhost: string;
@@ -100,6 +101,7 @@ export interface RabbitExchangeDefinition {
   readonly arguments: Readonly<Record<string, unknown>>;
 }
 
+/** A queue in RabbitMQ's definitions format. */
 export interface RabbitQueueDefinition {
   readonly name: string;
   readonly vhost: string;
@@ -108,6 +110,7 @@ export interface RabbitQueueDefinition {
   readonly arguments: Readonly<Record<string, unknown>>;
 }
 
+/** A binding (to a queue or, exchange-to-exchange, to an exchange) in RabbitMQ's definitions format. */
 export interface RabbitBindingDefinition {
   readonly source: string;
   readonly vhost: string;
@@ -256,7 +259,7 @@ function expand(patterns: readonly string[], candidates: ReadonlySet<string>): s
 
 /** A regex source for the plain names of the message queues an address pattern names (`*`: one word). */
 function queuePatternSource(names: Topology, pattern: string): string {
-  const plain = names.messageQueue(pattern.split('/').join('/'));
+  const plain = names.messageQueue(pattern);
   // messageQueue keeps `*` as a word (it is no name character); a hashed name means no plain name can match.
   if (plain.includes('.=')) return '(?!)';
   return plain
