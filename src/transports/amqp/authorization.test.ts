@@ -117,7 +117,7 @@ describe('rabbitmqDefinitions', () => {
       /never pass the password itself/,
     );
     expect(() => render([module('gw', 'a'), module('gw', 'a')])).toThrow(/listed twice/);
-    expect(() => render([{ ...module('gw', 'a'), identity: 'not one' }])).toThrow(RangeError);
+    expect(() => render([{ ...module('gw', 'a'), identity: 'not one' as never }])).toThrow(RangeError);
     expect(() => render([{ ...operator, all: false }])).toThrow(/all: true/);
     expect(() => render([module('gw', 'a')], { prefix: 'amq.x' })).toThrow(RangeError);
   });

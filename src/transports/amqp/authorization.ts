@@ -9,8 +9,10 @@
  * routing, so a topic permission cannot keep a user from reaching a queue; it is used here only where it does hold:
  * to confine which reply keys a user may bind (read) on the replies exchange.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import type { Channel, ConfirmChannel, GetMessage } from 'amqplib';
+import type { Principal } from '../../access.js';
 import { checkAddressPattern, checkIdentity, matchesAddressPattern, parseIdentity } from '../../names.js';
 import type { TransportConnection } from '../../transport.js';
 import { amqpInternalsOf } from './connection.js';
@@ -26,33 +28,11 @@ import {
 } from './topology.js';
 
 /**
- * What the renderer needs of a principal: the shape of the service side's `Principal` (`planAccess` in
- * src/service/access.ts), restated here because a transport does not import the service side. Addresses and keys
- * are the core's; a segment `*` stands for any one segment.
+ * What {@link rabbitmqDefinitions} renders: a principal of an access plan (`planAccess`, `issueIdentities`). Its
+ * `publish` addresses must be concrete (RabbitMQ needs a binding per queue), so a plan made with `publish: 'device'`
+ * cannot be rendered.
  */
-export interface RabbitPrincipal {
-  readonly kind: 'module' | 'operator';
-  /** The RabbitMQ user name. */
-  readonly username: string;
-  /** `<device>/<module>` or `$operator/<name>`: what its messages and requests are published under. */
-  readonly identity: string;
-  /** The one client id it may connect with (its will queue); undefined for operators. */
-  readonly clientId: string | undefined;
-  /** Queue addresses it may consume (patterns allowed). */
-  readonly consume: readonly string[];
-  /** Queue addresses it may publish to (concrete: RabbitMQ needs a binding per queue). */
-  readonly publish: readonly string[];
-  /** Request addresses it may serve. */
-  readonly serve: readonly string[];
-  /** Request addresses it may call (patterns match the addresses some principal serves). */
-  readonly request: readonly string[];
-  /** Retained keys it may read and watch (patterns match the keys the plan names). */
-  readonly readRetained: readonly string[];
-  /** Retained keys it may write, its last will included. */
-  readonly writeRetained: readonly string[];
-  /** Everything under the prefix (operators). */
-  readonly all: boolean;
-}
+export type RabbitPrincipal = Principal;
 
 /** Options of {@link rabbitmqDefinitions}. */
 export interface RabbitDefinitionsOptions {
