@@ -8,6 +8,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
+import { identitiesCommand } from './commands/identities.js';
 import { invokeCommand } from './commands/invoke.js';
 import { monitorCommand } from './commands/monitor.js';
 import { routesCheck } from './commands/routes-check.js';
@@ -33,6 +34,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
   invoke: invokeCommand,
   monitor: monitorCommand,
   status: statusCommand,
+  identities: identitiesCommand,
   routes: {
     summary: 'work with routes',
     commands: {
