@@ -134,6 +134,15 @@ export function moduleArgument(value: string | undefined, what = '<device>/<modu
   return [nameArgument('device id', deviceId), nameArgument('module id', moduleId)];
 }
 
+/** The JSON of a manifest file named on the command line; `invalid-configuration` when it cannot be read. */
+export function readJsonFile(file: string, io: CliIo): unknown {
+  try {
+    return JSON.parse(io.readFile(file));
+  } catch (error) {
+    throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
+  }
+}
+
 /** A JSON argument, or `@file` to read it from a file; throws {@link UsageError} for malformed JSON. */
 export function jsonArgument(value: string, io: CliIo): unknown {
   let text = value;

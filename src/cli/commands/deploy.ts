@@ -3,7 +3,7 @@
  * desired properties, the routes, the module set — after checking all of it; a manifest with any problem changes
  * nothing and every problem is listed.
  */
-import { EdgeKitError, isEdgeKitError, messageOf } from '../../errors.js';
+import { isEdgeKitError } from '../../errors.js';
 import type { DeploymentProblem } from '../../service/deployment.js';
 import {
   BROKER_HELP,
@@ -13,6 +13,7 @@ import {
   nameArgument,
   oneLine,
   parseCommand,
+  readJsonFile,
   UsageError,
   visible,
   visibleJson,
@@ -69,12 +70,7 @@ async function deploy(args: readonly string[], io: CliIo): Promise<number> {
   const deviceId = values.device;
   if (typeof deviceId !== 'string') throw new UsageError('missing --device <device-id>');
   nameArgument('device id', deviceId);
-  let manifest: unknown;
-  try {
-    manifest = JSON.parse(io.readFile(file));
-  } catch (error) {
-    throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
-  }
+  const manifest = readJsonFile(file, io);
   const shownFile = visible(file);
   return withService(values, io, async (service) => {
     try {

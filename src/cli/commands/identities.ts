@@ -33,6 +33,7 @@ import {
   EXIT,
   nameArgument,
   parseCommand,
+  readJsonFile,
   transportOf,
   UsageError,
   visible,
@@ -160,12 +161,7 @@ async function identities(args: readonly string[], io: CliIo): Promise<number> {
   }
   const out = path.resolve(typeof values.out === 'string' ? values.out : 'edgekit-identities');
 
-  let manifest: unknown;
-  try {
-    manifest = JSON.parse(io.readFile(file));
-  } catch (error) {
-    throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
-  }
+  const manifest = readJsonFile(file, io);
   const deployment = readDeployment(manifest);
   const storeFile = path.join(out, 'identities.json');
   const previousStore = readStore(storeFile) ?? emptyIdentityStore();

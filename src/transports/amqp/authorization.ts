@@ -11,11 +11,11 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { Channel, ConfirmChannel, GetMessage } from 'amqplib';
+import type { Channel, ConfirmChannel } from 'amqplib';
 import type { Principal } from '../../access.js';
 import { checkAddressPattern, checkIdentity, matchesAddressPattern, parseIdentity } from '../../names.js';
 import type { TransportConnection } from '../../transport.js';
-import { amqpInternalsOf } from './connection.js';
+import { amqpInternalsOf, peekLatest } from './connection.js';
 import { AmqpReplyCode, replyCodeOf } from './errors.js';
 import {
   checkAddress,
@@ -586,20 +586,6 @@ export async function declareRabbitAccess(
   });
 }
 
-/** The newest message of a last-value queue, read without consuming it (get, then requeue). */
-async function peek(channel: Channel, queue: string): Promise<GetMessage | undefined> {
-  const first = await channel.get(queue, { noAck: false });
-  if (first === false) return undefined;
-  let latest: GetMessage = first;
-  while (latest.fields.messageCount > 0) {
-    const next = await channel.get(queue, { noAck: false });
-    if (next === false) break;
-    latest = next;
-  }
-  channel.nack(latest, true, true);
-  return latest;
-}
-
 /**
  * Copies the current value of `source` (a key's last-value queue) into the empty `view`, through the operator's own
  * exchange (bound to the view alone for this), then checks the key again: a write that raced the copy is copied too.
@@ -614,7 +600,7 @@ async function seedView(
   if ((await channel.checkQueue(view)).messageCount > 0) return false;
   let copied: string | undefined;
   for (let attempt = 0; attempt < SEED_ATTEMPTS; attempt++) {
-    const latest = await peek(channel, source);
+    const latest = await peekLatest(channel, source);
     const id = latest?.properties.messageId as string | undefined;
     if (latest === undefined || (copied !== undefined && id === copied)) break;
     if (copied === undefined) await channel.bindQueue(view, from, view);

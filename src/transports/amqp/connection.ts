@@ -102,6 +102,23 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The newest message of a last-value queue, read without consuming it: gets its message (and any a requeue race left
+ * behind), then gives them all back. `undefined` when the queue is empty.
+ */
+export async function peekLatest(channel: Channel, queue: string): Promise<GetMessage | undefined> {
+  const first = await channel.get(queue, { noAck: false });
+  if (first === false) return undefined;
+  let latest: GetMessage = first;
+  while (latest.fields.messageCount > 0) {
+    const next = await channel.get(queue, { noAck: false });
+    if (next === false) break;
+    latest = next;
+  }
+  channel.nack(latest, true, true);
+  return latest;
+}
+
 /** A channel used for one-off operations; reopened on next use after the broker closed it (e.g. a 404). */
 class ChannelSlot {
   private current: Promise<Channel> | undefined;
@@ -905,23 +922,14 @@ export class AmqpConnection implements TransportConnection {
     return this.serializeProbe(async () => {
       for (let attempt = 0; ; attempt++) {
         const channel = await this.probeSlot.get();
-        let first: GetMessage | false;
+        let latest: GetMessage | undefined;
         try {
-          first = await channel.get(queue, { noAck: false });
+          latest = await peekLatest(channel, queue);
         } catch (error) {
           if (replyCodeOf(error) === AmqpReplyCode.notFound) return undefined;
           throw error;
         }
-        if (first !== false) {
-          let latest: GetMessage = first;
-          while (latest.fields.messageCount > 0) {
-            const next = await channel.get(queue, { noAck: false });
-            if (next === false) break;
-            latest = next;
-          }
-          channel.nack(latest, true, true);
-          return decodeRetained(latest);
-        }
+        if (latest !== undefined) return decodeRetained(latest);
         const wait = EMPTY_READ_RETRY_DELAYS_MS[attempt];
         if (wait === undefined) return undefined;
         await delay(wait);
