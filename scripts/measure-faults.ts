@@ -257,7 +257,7 @@ const scenarios: Record<string, (broker: Broker) => Promise<Row>> = {
     p.senderProxy.flap({ minMs: 1, maxMs: 50 });
     p.receiverProxy.flap({ minMs: 1, maxMs: 50 });
     const heal = (async () => {
-      await until(() => p.senderProxy.flapped + p.receiverProxy.flapped >= 300, 120_000, '300 resets');
+      await until(() => p.senderProxy.flapped + p.receiverProxy.flapped >= 300, 600_000, '300 resets');
       p.senderProxy.heal();
       p.receiverProxy.heal();
       const healed = Date.now();
