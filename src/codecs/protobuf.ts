@@ -4,6 +4,7 @@
  */
 import type { IConversionOptions, Type } from 'protobufjs';
 import { EdgeKitError, messageOf } from '../errors.js';
+import { importPeer, withFunction } from '../peer.js';
 import type { Codec } from './codec.js';
 
 /** Options for {@link protobuf}. */
@@ -90,13 +91,14 @@ export async function protobufFromFile<T extends object>(
   return protobuf<T>(type, options);
 }
 
-async function loadProtobufjs(): Promise<typeof import('protobufjs')> {
-  try {
-    const mod = await import('protobufjs');
-    return (mod as { default?: typeof import('protobufjs') }).default ?? mod;
-  } catch (error) {
-    throw new EdgeKitError('missing-dependency', 'edgekit/protobuf needs protobufjs: npm install protobufjs', {
-      cause: error,
-    });
-  }
+function loadProtobufjs(): Promise<typeof import('protobufjs')> {
+  return importPeer(
+    {
+      entry: 'edgekit/protobuf',
+      pkg: 'protobufjs',
+      install: 'npm install protobufjs',
+      pick: withFunction<typeof import('protobufjs')>('load'),
+    },
+    () => import('protobufjs'),
+  );
 }

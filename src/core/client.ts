@@ -41,6 +41,7 @@ import type {
   InputHandler,
   InputOptions,
   InvokeOptions,
+  MethodAnswer,
   MethodContext,
   MethodHandler,
   MethodResult,
@@ -86,9 +87,22 @@ export const observeSends: unique symbol = Symbol('edgekit.observeSends');
 /** @internal */
 export type SendObserver = (output: string, header: EnvelopeHeader, body: Uint8Array) => void;
 
-/** @internal Options the test hub may add. */
+/** @internal Called with every route table the client accepts (the Azure IoT Edge hub follows its module's inputs). */
+export const observeRoutes: unique symbol = Symbol('edgekit.observeRoutes');
+/** @internal Serves every method name that has no handler of its own (the hub forwards them to an Azure module). */
+export const serveAnyMethod: unique symbol = Symbol('edgekit.serveAnyMethod');
+/** @internal */
+export type AnyMethodHandler = (
+  method: string,
+  payload: unknown,
+  context: MethodContext,
+) => Promise<MethodAnswer<unknown>>;
+
+/** @internal Options the test hub and the Azure IoT Edge hub may add. */
 export interface InternalConnectOptions extends ConnectOptions {
   readonly [observeSends]?: SendObserver;
+  readonly [observeRoutes]?: (table: RouteTable) => void;
+  readonly [serveAnyMethod]?: AnyMethodHandler;
 }
 
 interface Binding {
@@ -190,6 +204,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private readonly offlinePolicy: 'reject-new' | 'drop-oldest';
   private readonly onError: (error: EdgeKitError) => void;
   private readonly observer: SendObserver | undefined;
+  private readonly routesObserver: ((table: RouteTable) => void) | undefined;
+  private readonly anyMethod: AnyMethodHandler | undefined;
 
   private conn: TransportConnection | undefined;
   /** Increments on every new connection; deliveries of an older one are not processed. */
@@ -286,6 +302,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       options.onError ??
       ((error) => console.warn(`[edgekit ${this.deviceId}/${this.moduleId}] ${error.code}: ${error.message}`));
     this.observer = options[observeSends];
+    this.routesObserver = options[observeRoutes];
+    this.anyMethod = options[serveAnyMethod];
     this.methodSlots = new Semaphore(this.opts.methodConcurrency);
 
     // Internal bindings, re-established on every connection: routes, desired properties, methods.
@@ -718,16 +736,17 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       options.correlationId === undefined ? undefined : checkId('correlationId', options.correlationId);
     const payload = codec.encode(body as never);
     const createdAt = this.clock.now();
-    let encode = this.encoders.get(output);
+    const content = this.contentOf(codec, options);
+    let encode = content === codec ? this.encoders.get(output) : undefined;
     if (!encode) {
       encode = envelopeEncoder({
-        contentType: codec.contentType,
-        contentEncoding: codec.contentEncoding,
+        contentType: content.contentType,
+        contentEncoding: content.contentEncoding,
         sourceDeviceId: this.deviceId,
         sourceModuleId: this.moduleId,
         sourceOutput: output,
       });
-      this.encoders.set(output, encode);
+      if (content === codec) this.encoders.set(output, encode);
     }
     const bytes = encode(messageId, correlationId, createdAt, properties, payload);
     if (bytes.length > MAX_MESSAGE_BYTES) {
@@ -742,8 +761,8 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     const header = (): EnvelopeHeader => ({
       messageId,
       ...(correlationId === undefined ? {} : { correlationId }),
-      contentType: codec.contentType,
-      ...(codec.contentEncoding === undefined ? {} : { contentEncoding: codec.contentEncoding }),
+      contentType: content.contentType,
+      ...(content.contentEncoding === undefined ? {} : { contentEncoding: content.contentEncoding }),
       createdAt,
       sourceDeviceId: this.deviceId,
       sourceModuleId: this.moduleId,
@@ -766,6 +785,25 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.counters.sent++;
     this.observer?.(output, header(), payload);
     return { messageId, destinations: destinations.length };
+  }
+
+  /** The codec's content type and encoding, or the ones an untyped module's send gives for the bytes it passes on. */
+  private contentOf(
+    codec: Codec<unknown>,
+    options: SendOptions,
+  ): { readonly contentType: string; readonly contentEncoding?: string | undefined } {
+    const { contentType, contentEncoding } = options;
+    if (contentType === undefined && contentEncoding === undefined) return codec;
+    if (!this.contract.open) {
+      throw new TypeError(
+        "send: contentType and contentEncoding are for untypedModule; a contract's outputs take them from their codec",
+      );
+    }
+    return {
+      contentType: contentType === undefined ? codec.contentType : checkContentLabel('contentType', contentType),
+      contentEncoding:
+        contentEncoding === undefined ? codec.contentEncoding : checkContentLabel('contentEncoding', contentEncoding),
+    };
   }
 
   private publishTo(d: Destination, bytes: Uint8Array): Promise<void> {
@@ -917,6 +955,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       this.routeTable = table;
       this.defaultTtlSecs = doc.defaultTimeToLiveSecs ?? DEFAULT_TTL_SECS;
       this.routeCache = table.routes.every((r) => r.condition === null) ? new Map() : undefined;
+      this.routesObserver?.(table);
     } catch (error) {
       this.report_error(error, 'route table rejected; keeping the previous one');
     }
@@ -1467,7 +1506,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       };
     }
     const request = decodeMethodRequest(bytes);
-    const handler = this.methodHandlers.get(request.method);
+    const anyMethod = this.anyMethod;
+    const handler: MethodHandler<never, unknown> | undefined =
+      this.methodHandlers.get(request.method) ??
+      (anyMethod ? (payload, context) => anyMethod(request.method, payload, context) : undefined);
     const def = this.contract.methodOf(request.method);
     if (!handler || !def)
       return { status: 501, payload: { message: `method "${request.method}" is not implemented by ${this.moduleId}` } };
@@ -1678,6 +1720,13 @@ function checkProperties(props: unknown): Readonly<Record<string, string>> {
       );
   }
   return props as Record<string, string>;
+}
+
+function checkContentLabel(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 128 || /[\p{Cc}]/u.test(value)) {
+    throw new RangeError(`send: ${name} must be a string of 1–128 characters without control characters`);
+  }
+  return value;
 }
 
 function checkId(name: string, value: unknown): string {

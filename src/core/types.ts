@@ -60,6 +60,13 @@ export interface SendOptions {
   /** Defaults to a random UUID. */
   readonly messageId?: string;
   readonly correlationId?: string;
+  /**
+   * Only for `untypedModule`, whose bodies are bytes passed on: the content type (and encoding) of those bytes,
+   * e.g. what another system labelled them with. A contract's outputs take both from their codec; giving them there
+   * is a TypeError.
+   */
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
   readonly abortSignal?: AbortSignal;
 }
 

@@ -1,8 +1,11 @@
 // Client certificates and CRLs checked by independent readers: Node's X509Certificate and the openssl command line,
-// against CAs that openssl made with each key type and key file form users have.
+// against CAs that openssl made with each key type and key file form users have; CAs and server certificates made
+// here, checked by the same readers and by real TLS handshakes.
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
+import * as tls from 'node:tls';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type MakeCaOptions,
@@ -14,7 +17,13 @@ import {
 } from '../../test/support/openssl-ca.js';
 import { expectNoSecret } from '../../test/support/secrets.js';
 import { isEdgeKitError } from '../errors.js';
-import { createRevocationList, issueClientCertificate } from './certificates.js';
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  createRevocationList,
+  issueClientCertificate,
+  issueServerCertificate,
+} from './certificates.js';
 
 const folder = tempFolder('edgekit-certificates-');
 afterAll(() => folder.remove());
@@ -47,14 +56,14 @@ const authority = (made: OpensslCa) => ({
 
 const text = (pem: string) => opensslOk(['x509', '-noout', '-text', '-nameopt', 'utf8', '-in', file(pem)], folder.dir);
 const crlText = (pem: string) => opensslOk(['crl', '-noout', '-text', '-in', file(pem)], folder.dir);
-function verify(made: OpensslCa, cert: string, ...extra: string[]) {
+function verify(made: Pick<OpensslCa, 'certFile'>, cert: string, ...extra: string[]) {
   return openssl(
     ['verify', '-x509_strict', '-purpose', 'sslclient', ...extra, '-CAfile', made.certFile, file(cert)],
     folder.dir,
   );
 }
 /** The CA's subjectKeyIdentifier as openssl prints it. */
-function skiOf(made: OpensslCa): string {
+function skiOf(made: Pick<OpensslCa, 'certFile'>): string {
   return opensslOk(['x509', '-noout', '-ext', 'subjectKeyIdentifier', '-in', made.certFile], folder.dir)
     .split('\n')[1]!
     .trim();
@@ -459,3 +468,445 @@ describe('createRevocationList', () => {
     expect(issueClientCertificate({ ca: authority(noCrlSign), commonName: 'a/b' }).cert).toMatch(/^-----BEGIN/);
   });
 });
+
+/** The CA's certificate as a file, for the openssl helpers. */
+const caFile = (made: CertificateAuthority) => ({ certFile: file(made.cert) });
+
+describe('createCertificateAuthority', () => {
+  it('makes a self-signed EC P-256 root CA named "edgekit hub CA" for ten years', () => {
+    const before = Date.now();
+    const made = createCertificateAuthority();
+    const cert = new X509Certificate(made.cert);
+
+    expect(cert.ca).toBe(true);
+    expect(cert.subject).toBe('CN=edgekit hub CA');
+    expect(cert.issuer).toBe(cert.subject);
+    expect(cert.checkIssued(cert)).toBe(true);
+    expect(cert.verify(cert.publicKey)).toBe(true);
+    expect(made.key).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    expect(cert.checkPrivateKey(createPrivateKey(made.key))).toBe(true);
+    expect(cert.publicKey.asymmetricKeyType).toBe('ec');
+    expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect(cert.serialNumber).toBe(made.serialNumber);
+    expect(Date.parse(cert.validTo)).toBe(made.notAfter.getTime());
+    expect(made.notAfter.getTime()).toBeGreaterThanOrEqual(before + 3650 * 86_400_000 - 1_000);
+    expect(made.notAfter.getTime()).toBeLessThanOrEqual(Date.now() + 3650 * 86_400_000);
+    expect(Date.parse(cert.validFrom)).toBeLessThan(before - 60_000);
+
+    const shown = text(made.cert);
+    expect(shown).toMatch(/Version: 3 \(0x2\)/);
+    expect(shown).toMatch(/Basic Constraints: critical\s+CA:TRUE, pathlen:0\n/);
+    expect(shown).toMatch(/Key Usage: critical\s+Certificate Sign, CRL Sign\n/);
+    expect(shown).toContain('Signature Algorithm: ecdsa-with-SHA256');
+    const ski = shown.match(/Subject Key Identifier: \s*([0-9A-F:]{59})\n/)?.[1];
+    expect(ski).toBeDefined();
+    expect(shown).toContain(`Authority Key Identifier: \n                ${ski}\n`);
+    const own = caFile(made);
+    const verified = openssl(['verify', '-x509_strict', '-CAfile', own.certFile, own.certFile], folder.dir);
+    expect(verified.stdout + verified.stderr).toMatch(/: OK\n/);
+  });
+
+  it('takes a common name, an RSA key (3072 bits) and validity from 1 to 36500 days', () => {
+    const made = createCertificateAuthority({ commonName: 'Früh Edge Hub CA', keyType: 'rsa', validityDays: 1 });
+    const cert = new X509Certificate(made.cert);
+    expect(cert.ca).toBe(true);
+    expect(cert.subject).toBe('CN=Früh Edge Hub CA');
+    expect(cert.verify(cert.publicKey)).toBe(true);
+    expect(cert.publicKey.asymmetricKeyType).toBe('rsa');
+    expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    expect(cert.checkPrivateKey(createPrivateKey(made.key))).toBe(true);
+    expect(made.notAfter.getTime() - Date.now()).toBeLessThanOrEqual(86_400_000);
+    expect(made.notAfter.getTime() - Date.now()).toBeGreaterThan(86_400_000 - 60_000);
+    expect(text(made.cert)).toContain('Signature Algorithm: sha256WithRSAEncryption');
+    expect(opensslOk(['asn1parse', '-in', file(made.cert)], folder.dir)).toContain(
+      'UTF8STRING        :Früh Edge Hub CA',
+    );
+
+    // A century: notAfter as GeneralizedTime.
+    const long = createCertificateAuthority({ validityDays: 36500 });
+    expect(Date.parse(new X509Certificate(long.cert).validTo)).toBe(long.notAfter.getTime());
+    expect(long.notAfter.getUTCFullYear()).toBeGreaterThanOrEqual(new Date().getUTCFullYear() + 99);
+    expect(opensslOk(['asn1parse', '-in', file(long.cert)], folder.dir)).toMatch(/GENERALIZEDTIME\s+:\d{14}Z/);
+  });
+
+  it('makes a new key and serial number each time', () => {
+    const [a, b] = [createCertificateAuthority(), createCertificateAuthority()];
+    expect(a.serialNumber).not.toBe(b.serialNumber);
+    expect(a.key).not.toBe(b.key);
+    expect(new X509Certificate(a.cert).verify(new X509Certificate(b.cert).publicKey)).toBe(false);
+  });
+
+  it('is a CA that issueClientCertificate and createRevocationList accept, and openssl verifies their output', () => {
+    for (const keyType of ['ec', 'rsa'] as const) {
+      const made = createCertificateAuthority({ keyType });
+      const own = caFile(made);
+      const [kept, revoked] = [1, 2].map(() => issueClientCertificate({ ca: made, commonName: 'gw-1/filter' }));
+      const client = new X509Certificate(kept!.cert);
+      expect(client.checkIssued(new X509Certificate(made.cert))).toBe(true);
+      expect(client.verify(new X509Certificate(made.cert).publicKey)).toBe(true);
+      expect(text(kept!.cert)).toContain(`Authority Key Identifier: \n                ${skiOf(own)}\n`);
+
+      const crl = createRevocationList({
+        ca: made,
+        revoked: [{ serialNumber: revoked!.serialNumber, revokedAt: new Date() }],
+      });
+      const crlFile = file(crl);
+      const accepted = verify(own, kept!.cert, '-crl_check', '-CRLfile', crlFile);
+      expect(accepted.stdout + accepted.stderr).toMatch(/: OK\n/);
+      const refused = verify(own, revoked!.cert, '-crl_check', '-CRLfile', crlFile);
+      expect(refused.stdout + refused.stderr).toMatch(/certificate revoked/);
+    }
+  });
+
+  it('refuses bad arguments with TypeError or RangeError', () => {
+    expect(() => createCertificateAuthority({ commonName: '' })).toThrow(
+      new RangeError('createCertificateAuthority: commonName must not be empty'),
+    );
+    expect(() => createCertificateAuthority({ commonName: 'hub\nCA' })).toThrow(/contains control characters/);
+    expect(() => createCertificateAuthority({ commonName: 7 as unknown as string })).toThrow(TypeError);
+    for (const validityDays of [0, -1, 36501, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createCertificateAuthority({ validityDays })).toThrow(
+        /createCertificateAuthority: validityDays must be a whole number of days from 1 to 36500/,
+      );
+    }
+    expect(() => createCertificateAuthority({ validityDays: '10' as unknown as number })).toThrow(TypeError);
+    expect(() => createCertificateAuthority({ keyType: 'ed25519' as 'ec' })).toThrow(
+      new RangeError(`createCertificateAuthority: keyType must be 'ec' or 'rsa', got "ed25519"`),
+    );
+    expect(() => createCertificateAuthority(null as never)).toThrow(TypeError);
+    expect(() => createCertificateAuthority('hub' as never)).toThrow(TypeError);
+  });
+});
+
+interface Handshake {
+  /** The client's view: whether the chain verified, and why not. */
+  readonly authorized: boolean;
+  readonly authorizationError?: Error | undefined;
+  /** The client's error when the connection failed (with the default rejectUnauthorized, a refused server). */
+  readonly error?: Error & { code?: string };
+  /** The server's view when the handshake completed: whether the client's certificate verified, and its CN. */
+  readonly server?: { readonly authorized: boolean; readonly peer: string | string[] | undefined };
+}
+
+/** A TLS server with `serverOptions` on 127.0.0.1 and one client connection to it with `clientOptions`. */
+async function handshake(serverOptions: tls.TlsOptions, clientOptions: tls.ConnectionOptions): Promise<Handshake> {
+  const server = tls.createServer(serverOptions);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {}); // a client that refuses the server resets the connection
+  });
+  server.on('tlsClientError', () => {});
+  const accepted = new Promise<tls.TLSSocket>((resolve) => server.once('secureConnection', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    return await new Promise<Handshake>((resolve) => {
+      const client = tls.connect({ port, host: '127.0.0.1', ...clientOptions });
+      client.on('error', (error) => {
+        resolve({ authorized: false, error });
+        client.destroy();
+      });
+      client.once('secureConnect', () => {
+        void accepted.then((peer) => {
+          const subject = (peer.getPeerCertificate() as Partial<tls.PeerCertificate>).subject;
+          resolve({
+            authorized: client.authorized,
+            authorizationError: client.authorizationError,
+            server: { authorized: peer.authorized, peer: subject?.CN },
+          });
+          client.end();
+        });
+      });
+    });
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+describe('issueServerCertificate', () => {
+  for (const [caKind, makeAuthority] of [
+    ['a CA made here (EC)', () => createCertificateAuthority()],
+    ['a CA made here (RSA)', () => createCertificateAuthority({ keyType: 'rsa' })],
+    [
+      'an openssl CA (EC P-384, encrypted key)',
+      () => authority(ca({ keyType: 'ec-p384', keyForm: 'encrypted-pkcs8' })),
+    ],
+    ['an openssl CA (RSA, PKCS#1)', () => authority(ca({ keyType: 'rsa', keyForm: 'pkcs1' }))],
+  ] as const) {
+    for (const keyType of ['ec', 'rsa'] as const) {
+      it(`issues a ${keyType} server certificate from ${caKind} that Node and openssl check by name and address`, () => {
+        const made: CertificateAuthority = makeAuthority();
+        const before = Date.now();
+        const issued = issueServerCertificate({
+          ca: made,
+          dnsNames: ['localhost', 'hub.local'],
+          ipAddresses: ['127.0.0.1', '::1'],
+          keyType,
+        });
+        const cert = new X509Certificate(issued.cert);
+        const caCert = new X509Certificate(made.cert);
+
+        expect(cert.subject).toBe('CN=localhost');
+        expect(cert.issuer).toBe(caCert.subject);
+        expect(cert.checkIssued(caCert)).toBe(true);
+        expect(cert.verify(caCert.publicKey)).toBe(true);
+        expect(cert.ca).toBe(false);
+        expect(cert.checkPrivateKey(createPrivateKey(issued.key))).toBe(true);
+        expect(cert.publicKey.asymmetricKeyType).toBe(keyType);
+        expect(cert.serialNumber).toBe(issued.serialNumber);
+        expect(Date.parse(cert.validTo)).toBe(issued.notAfter.getTime());
+        expect(issued.notAfter.getTime()).toBeGreaterThanOrEqual(before + 365 * 86_400_000 - 1_000);
+        expect(Date.parse(cert.validFrom)).toBeLessThan(before - 60_000);
+
+        expect(cert.subjectAltName).toBe(
+          'DNS:localhost, DNS:hub.local, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1',
+        );
+        expect(cert.checkHost('localhost')).toBe('localhost');
+        expect(cert.checkHost('HUB.local')).toBe('hub.local');
+        expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+        expect(cert.checkIP('::1')).toBe('::1');
+        expect(cert.checkHost('other')).toBeUndefined();
+        expect(cert.checkHost('127.0.0.1')).toBeUndefined();
+        expect(cert.checkIP('127.0.0.2')).toBeUndefined();
+
+        const shown = text(issued.cert);
+        expect(shown).toMatch(/Version: 3 \(0x2\)/);
+        expect(shown).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
+        expect(shown).toMatch(
+          keyType === 'rsa'
+            ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/
+            : /Key Usage: critical\s+Digital Signature\n/,
+        );
+        expect(shown).toMatch(/Extended Key Usage: \s*TLS Web Server Authentication\n/);
+        expect(shown).toMatch(
+          /Subject Alternative Name: \s*DNS:localhost, DNS:hub.local, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1\n/,
+        );
+        expect(shown).not.toMatch(/Subject Alternative Name: critical/);
+        const own = caFile(made);
+        expect(shown).toContain(`Authority Key Identifier: \n                ${skiOf(own)}\n`);
+
+        const check = (...extra: string[]) =>
+          openssl(
+            ['verify', '-x509_strict', '-purpose', 'sslserver', ...extra, '-CAfile', own.certFile, file(issued.cert)],
+            folder.dir,
+          );
+        const verified = check('-verify_hostname', 'hub.local');
+        expect(verified.stdout + verified.stderr).toMatch(/: OK\n/);
+        expect(check('-verify_ip', '::1').ok).toBe(true);
+        expect(check('-verify_hostname', 'other.local').ok).toBe(false);
+        expect(check('-verify_ip', '10.0.0.1').ok).toBe(false);
+        // A server certificate is no client certificate.
+        expect(verify(own, issued.cert).ok).toBe(false);
+      });
+    }
+  }
+
+  it('encodes IPv4 in 4 octets and IPv6 in 16, whatever the text form', () => {
+    const made = createCertificateAuthority();
+    const cases: readonly [string, string][] = [
+      ['192.0.2.1', 'IP Address:192.0.2.1'],
+      ['0.0.0.0', 'IP Address:0.0.0.0'],
+      ['255.255.255.255', 'IP Address:255.255.255.255'],
+      ['::', 'IP Address:0:0:0:0:0:0:0:0'],
+      ['2001:db8::8a2e:370:7334', 'IP Address:2001:DB8:0:0:0:8A2E:370:7334'],
+      ['2001:0DB8:0000:0000:0000:0000:0000:0001', 'IP Address:2001:DB8:0:0:0:0:0:1'],
+      ['fe80::', 'IP Address:FE80:0:0:0:0:0:0:0'],
+      ['1::2:3:4:5:6:7', 'IP Address:1:0:2:3:4:5:6:7'],
+      ['1:2:3:4:5:6:7::', 'IP Address:1:2:3:4:5:6:7:0'],
+      ['::ffff:192.0.2.1', 'IP Address:0:0:0:0:0:FFFF:C000:201'],
+      ['64:ff9b::203.0.113.9', 'IP Address:64:FF9B:0:0:0:0:CB00:7109'],
+    ];
+    const issued = issueServerCertificate({ ca: made, ipAddresses: cases.map(([address]) => address) });
+    const cert = new X509Certificate(issued.cert);
+    expect(cert.subject).toBe('CN=192.0.2.1');
+    expect(text(issued.cert)).toContain(
+      `Subject Alternative Name: \n                ${cases.map(([, shown]) => shown).join(', ')}\n`,
+    );
+    for (const [address] of cases) expect(cert.checkIP(address), address).toBeDefined();
+    expect(cert.checkIP('2001:db8::8a2e:370:7335')).toBeUndefined();
+    // The octet strings themselves: 4 and 16 octets.
+    const parsed = opensslOk(
+      ['asn1parse', '-in', file(issued.cert), '-strparse', String(sanOffset(issued.cert))],
+      folder.dir,
+    );
+    expect(parsed).toMatch(/l=\s*4 prim: cont \[ 7 \]/);
+    expect(parsed).toMatch(/l=\s*16 prim: cont \[ 7 \]/);
+    expect(parsed).not.toMatch(/l=\s*(?!4 |16 )\d+ prim: cont \[ 7 \]/);
+  });
+
+  it('takes wildcards, underscores and a common name of its own; without DNS names the CN is the first address', () => {
+    const made = createCertificateAuthority();
+    const issued = issueServerCertificate({
+      ca: made,
+      commonName: 'Edge hub',
+      dnsNames: ['*.hub.local', 'edge_hub', `${'a'.repeat(63)}.example`],
+    });
+    const cert = new X509Certificate(issued.cert);
+    expect(cert.subject).toBe('CN=Edge hub');
+    expect(cert.checkHost('broker.hub.local')).toBe('*.hub.local');
+    expect(cert.checkHost('a.b.hub.local')).toBeUndefined();
+    expect(cert.checkHost('edge_hub')).toBe('edge_hub');
+    expect(
+      opensslOk(['asn1parse', '-in', file(issued.cert), '-strparse', String(sanOffset(issued.cert))], folder.dir),
+    ).toMatch(/l=\s*11 prim: cont \[ 2 \]/);
+    expect(new X509Certificate(issueServerCertificate({ ca: made, ipAddresses: ['::1'] }).cert).subject).toBe('CN=::1');
+  });
+
+  describe('serves TLS', () => {
+    it('a client that trusts the CA connects by name and by address; one that trusts another CA is refused', async () => {
+      const made = createCertificateAuthority();
+      for (const keyType of ['ec', 'rsa'] as const) {
+        const server = issueServerCertificate({
+          ca: made,
+          dnsNames: ['localhost'],
+          ipAddresses: ['127.0.0.1'],
+          keyType,
+        });
+        const serverOptions = { cert: server.cert, key: server.key };
+
+        const byName = await handshake(serverOptions, { servername: 'localhost', ca: made.cert });
+        expect(byName.error).toBeUndefined();
+        expect(byName.authorized).toBe(true);
+        expect(byName.authorizationError).toBeNull();
+        // Without a servername the client checks the address it connected to.
+        const byAddress = await handshake(serverOptions, { ca: made.cert });
+        expect(byAddress.error).toBeUndefined();
+        expect(byAddress.authorized).toBe(true);
+        // TLS 1.2 too (ECDHE with the certificate's key signing).
+        const tls12 = await handshake(serverOptions, { servername: 'localhost', ca: made.cert, maxVersion: 'TLSv1.2' });
+        expect(tls12.authorized).toBe(true);
+
+        const wrongName = await handshake(serverOptions, { servername: 'other', ca: made.cert });
+        expect(wrongName.error?.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+      }
+
+      const server = issueServerCertificate({ ca: made, dnsNames: ['localhost'] });
+      const otherCa = createCertificateAuthority();
+      const serverOptions = { cert: server.cert, key: server.key };
+      const refused = await handshake(serverOptions, { servername: 'localhost', ca: otherCa.cert });
+      expect(refused.authorized).toBe(false);
+      expect(refused.error?.code).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+      const unchecked = await handshake(serverOptions, {
+        servername: 'localhost',
+        ca: otherCa.cert,
+        rejectUnauthorized: false,
+      });
+      expect(unchecked.error).toBeUndefined();
+      expect(unchecked.authorized).toBe(false);
+      // Node gives the OpenSSL code here, typed as an Error.
+      expect(String(unchecked.authorizationError)).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    });
+
+    it('with client certificates from the same CA (mutual TLS)', async () => {
+      const made = createCertificateAuthority();
+      const server = issueServerCertificate({ ca: made, dnsNames: ['localhost'] });
+      const client = issueClientCertificate({ ca: made, commonName: 'gw-1/filter' });
+      const result = await handshake(
+        { cert: server.cert, key: server.key, ca: made.cert, requestCert: true, rejectUnauthorized: true },
+        { servername: 'localhost', ca: made.cert, cert: client.cert, key: client.key },
+      );
+      expect(result.error).toBeUndefined();
+      expect(result.authorized).toBe(true);
+      expect(result.server).toEqual({ authorized: true, peer: 'gw-1/filter' });
+    });
+  });
+
+  describe('refuses', () => {
+    const made = createCertificateAuthority();
+    const issue = (options: Partial<Parameters<typeof issueServerCertificate>[0]>) => () =>
+      issueServerCertificate({ ca: made, dnsNames: ['localhost'], ...options });
+
+    it('a certificate without names', () => {
+      const none = /issueServerCertificate: give at least one of dnsNames and ipAddresses/;
+      expect(() => issueServerCertificate({ ca: made })).toThrow(RangeError);
+      expect(() => issueServerCertificate({ ca: made })).toThrow(none);
+      expect(() => issueServerCertificate({ ca: made, dnsNames: [], ipAddresses: [] })).toThrow(none);
+    });
+
+    it('malformed DNS names and addresses with TypeError or RangeError', () => {
+      expect(issue({ dnsNames: 'localhost' as unknown as string[] })).toThrow(
+        new TypeError('issueServerCertificate: dnsNames must be an array of strings'),
+      );
+      expect(issue({ dnsNames: [42 as unknown as string] })).toThrow(TypeError);
+      for (const dnsName of [
+        '',
+        'hub..local',
+        'hub.local.',
+        '.hub',
+        '-hub.local',
+        'hub-.local',
+        'hub local',
+        'bücher.de',
+        'hub/local',
+        'a.*.local',
+        'h*.local',
+        'x'.repeat(64),
+        `${'a.'.repeat(126)}ab`,
+      ]) {
+        expect(issue({ dnsNames: [dnsName] }), dnsName).toThrow(/dnsNames\[0\] .* is not a DNS name/);
+      }
+      for (const dnsName of ['*', '*.local']) {
+        expect(issue({ dnsNames: [dnsName] }), dnsName).toThrow(/a wildcard needs two labels after it/);
+      }
+      expect(issue({ dnsNames: ['localhost', '127.0.0.1'] })).toThrow(
+        new RangeError('issueServerCertificate: dnsNames[1] "127.0.0.1" is an IP address; list it in ipAddresses'),
+      );
+      expect(issue({ dnsNames: ['::1'] })).toThrow(/list it in ipAddresses/);
+      expect(issue({ dnsNames: ['hub.local', 'HUB.local'] })).toThrow(
+        new RangeError('issueServerCertificate: dnsNames[1] "HUB.local" is listed twice'),
+      );
+
+      expect(issue({ ipAddresses: '127.0.0.1' as unknown as string[] })).toThrow(TypeError);
+      expect(issue({ ipAddresses: [0x7f000001 as unknown as string] })).toThrow(TypeError);
+      for (const address of ['256.0.0.1', '01.2.3.4', '1.2.3', 'localhost', '1:2:3:4:5:6:7:8:9', '::1::', '']) {
+        expect(issue({ ipAddresses: [address] }), address).toThrow(
+          /ipAddresses\[0\] .* is not an IPv4 or IPv6 address/,
+        );
+      }
+      expect(issue({ ipAddresses: ['fe80::1%eth0'] })).toThrow(/has a zone index, which a certificate cannot carry/);
+      expect(issue({ ipAddresses: ['::1', '0:0:0:0:0:0:0:1'] })).toThrow(
+        /ipAddresses\[1\] "0:0:0:0:0:0:0:1" is listed twice/,
+      );
+      // The same address as IPv4 and as IPv4-mapped IPv6 are different octets, both allowed.
+      expect(issue({ ipAddresses: ['192.0.2.1', '::ffff:192.0.2.1'] })).not.toThrow();
+    });
+
+    it('other bad options with TypeError or RangeError', () => {
+      expect(issue({ commonName: '' })).toThrow(new RangeError('issueServerCertificate: commonName must not be empty'));
+      expect(issue({ commonName: 'hub\u0000' })).toThrow(/contains control characters/);
+      expect(issue({ commonName: 1 as unknown as string })).toThrow(TypeError);
+      for (const validityDays of [0, 3651, 2.5]) {
+        expect(issue({ validityDays })).toThrow(/validityDays must be a whole number of days from 1 to 3650/);
+      }
+      expect(issue({ validityDays: '1' as unknown as number })).toThrow(TypeError);
+      expect(issue({ keyType: 'dsa' as 'ec' })).toThrow(RangeError);
+      expect(() => issueServerCertificate(undefined as never)).toThrow(TypeError);
+      expect(() => issueServerCertificate({ ca: 'ca.pem' as never, dnsNames: ['localhost'] })).toThrow(TypeError);
+    });
+
+    it('a server certificate as the CA with invalid-configuration', () => {
+      const server = issueServerCertificate({ ca: made, dnsNames: ['localhost'] });
+      let caught: unknown;
+      try {
+        issueServerCertificate({ ca: server, dnsNames: ['other'] });
+      } catch (error) {
+        caught = error;
+      }
+      expect(isEdgeKitError(caught, 'invalid-configuration')).toBe(true);
+      expect((caught as Error).message).toMatch(/is not a CA certificate/);
+      expect(() => issueClientCertificate({ ca: server, commonName: 'a/b' })).toThrow(/is not a CA certificate/);
+    });
+  });
+});
+
+/** The offset of the subjectAltName extension's value (the GeneralNames) in the certificate, for asn1parse -strparse. */
+function sanOffset(cert: string): number {
+  const parsed = opensslOk(['asn1parse', '-in', file(cert)], folder.dir).split('\n');
+  const at = parsed.findIndex((line) => line.includes('X509v3 Subject Alternative Name'));
+  const value = parsed.slice(at + 1).find((line) => line.includes('OCTET STRING'));
+  const offset = value?.match(/^\s*(\d+):/)?.[1];
+  if (offset === undefined) throw new Error('no subjectAltName');
+  return Number(offset);
+}

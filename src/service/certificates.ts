@@ -1,8 +1,9 @@
 /**
  * Client certificates and certificate revocation lists for brokers that take a client's identity from its
  * certificate's common name (Mosquitto's `use_identity_as_username`, RabbitMQ's EXTERNAL mechanism), issued from a CA
- * the user gives. `node:crypto` generates keys and signs but builds no X.509 structures, so a minimal DER encoder
- * (and a reader for the few parts of the CA certificate we copy) lives here.
+ * the user gives; and, for a hub without a CA of its own, a self-signed CA and TLS server certificates from it.
+ * `node:crypto` generates keys and signs but builds no X.509 structures, so a minimal DER encoder (and a reader for
+ * the few parts of the CA certificate we copy) lives here.
  */
 import {
   createHash,
@@ -13,6 +14,7 @@ import {
   sign,
   X509Certificate,
 } from 'node:crypto';
+import { isIP } from 'node:net';
 import { EdgeKitError } from '../errors.js';
 
 /** The issuing CA: its certificate and private key as PEM text. */
@@ -47,16 +49,64 @@ export interface IssueClientCertificateOptions {
   readonly serialNumber?: bigint;
 }
 
-/** What {@link issueClientCertificate} returns. */
+/** What {@link issueClientCertificate} and {@link issueServerCertificate} return. */
 export interface IssuedClientCertificate {
   /** The certificate, PEM. */
   readonly cert: string;
-  /** Its private key, unencrypted PKCS#8 PEM: store it where only the module can read it. */
+  /** Its private key, unencrypted PKCS#8 PEM: store it where only the module (or the server) can read it. */
   readonly key: string;
   /** The serial number as uppercase hex, as `X509Certificate#serialNumber` shows it; what a CRL entry names. */
   readonly serialNumber: string;
   /** The end of the validity period (whole seconds). */
   readonly notAfter: Date;
+}
+
+/** Options for {@link createCertificateAuthority}. */
+export interface CreateCertificateAuthorityOptions {
+  /** The CA's common name, its whole subject; encoded as UTF8String. Default `edgekit hub CA`. */
+  readonly commonName?: string;
+  /** Days from now until the CA expires: an integer from 1 to 36500; default 3650. */
+  readonly validityDays?: number;
+  /** The CA key: `ec` (P-256, default) or `rsa` (3072 bits). */
+  readonly keyType?: 'ec' | 'rsa';
+}
+
+/** What {@link createCertificateAuthority} returns: a {@link CertificateAuthority} to issue from, and its facts. */
+export interface CreatedCertificateAuthority extends CertificateAuthority {
+  /** The CA certificate, PEM: what clients and servers trust (their `ca` option, a broker's `cafile`). */
+  readonly cert: string;
+  /** Its private key, unencrypted PKCS#8 PEM: whoever reads it can issue certificates that every peer trusts. */
+  readonly key: string;
+  /** The serial number as uppercase hex, as `X509Certificate#serialNumber` shows it. */
+  readonly serialNumber: string;
+  /** The end of the validity period (whole seconds): no certificate the CA issued is accepted after it. */
+  readonly notAfter: Date;
+}
+
+/** Options for {@link issueServerCertificate}. */
+export interface IssueServerCertificateOptions {
+  readonly ca: CertificateAuthority;
+  /**
+   * The subject's common name; default the first DNS name, else the first IP address. Clients match the server's name
+   * against the subjectAltName only, so it is a label for people. Rules as
+   * {@link IssueClientCertificateOptions.commonName}.
+   */
+  readonly commonName?: string;
+  /**
+   * Host names clients connect by (their `servername`), in ASCII (an internationalised name as its `xn--` form):
+   * dot-separated labels of letters, digits, hyphens and underscores, at most 63 characters each and 253 in all, no
+   * trailing dot. A first label `*` matches any one label, and needs two labels after it (`*.hub.local`).
+   */
+  readonly dnsNames?: readonly string[];
+  /** IPv4 or IPv6 addresses clients connect to without a name, as text (`127.0.0.1`, `::1`); no zone index. */
+  readonly ipAddresses?: readonly string[];
+  /**
+   * Days from now until the certificate expires: an integer from 1 to 3650; default 365. Apple platforms refuse TLS
+   * server certificates valid for more than 825 days.
+   */
+  readonly validityDays?: number;
+  /** The new key: `ec` (P-256, default) or `rsa` (2048 bits). */
+  readonly keyType?: 'ec' | 'rsa';
 }
 
 /** One entry of a revocation list. */
@@ -119,7 +169,10 @@ const TRUE = tlv(0x01, Buffer.from([0xff]));
 const NULL = tlv(0x05);
 /** `[n] EXPLICIT`: a constructed context tag around a whole element. */
 const explicit = (n: number, element: Uint8Array) => tlv(0xa0 | n, element);
-/** `[n] IMPLICIT OCTET STRING`: a primitive context tag in place of the octet string's own. */
+/**
+ * `[n] IMPLICIT OCTET STRING`: a primitive context tag in place of the octet string's own. Also `[n] IMPLICIT
+ * IA5String`, whose content octets are the ASCII text.
+ */
 const implicitOctets = (n: number, bytes: Uint8Array) => tlv(0x80 | n, bytes);
 
 /** The minimal magnitude octets of a non-negative integer (zero is one zero octet). */
@@ -194,8 +247,10 @@ const OID = {
   keyUsage: '2.5.29.15',
   basicConstraints: '2.5.29.19',
   crlNumber: '2.5.29.20',
+  subjectAltName: '2.5.29.17',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
   ecdsaWithSHA256: '1.2.840.10045.4.3.2',
@@ -203,7 +258,7 @@ const OID = {
 } as const;
 
 /** keyUsage bit numbers (RFC 5280 §4.2.1.3). */
-const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2, cRLSign: 6 } as const;
+const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------
 // DER reader: just enough to walk a certificate Node has already parsed, and a SubjectPublicKeyInfo.
@@ -436,13 +491,96 @@ function signed(tbs: Buffer, signer: Signer): Buffer {
 // ---------------------------------------------------------------------------------------------------------------
 // Argument checks.
 
-function checkDays(value: unknown, name: string, fallback: number, what: string): number {
+function checkDays(value: unknown, name: string, fallback: number, what: string, max = 3650): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw new TypeError(`${what}: ${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < 1 || value > 3650) {
-    throw new RangeError(`${what}: ${name} must be a whole number of days from 1 to 3650, got ${value}`);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(`${what}: ${name} must be a whole number of days from 1 to ${max}, got ${value}`);
   }
   return value;
+}
+
+function checkCommonName(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw new TypeError(`${what}: commonName must be a string`);
+  if (value.length === 0) throw new RangeError(`${what}: commonName must not be empty`);
+  // Control characters would let a name print as another in logs; a lone surrogate cannot be encoded as UTF-8.
+  if (/[\p{Cc}\p{Cs}]/u.test(value)) {
+    throw new RangeError(`${what}: commonName ${JSON.stringify(value)} contains control characters`);
+  }
+  return value;
+}
+
+function checkKeyType(value: unknown, what: string): 'ec' | 'rsa' {
+  if (value === undefined) return 'ec';
+  if (value !== 'ec' && value !== 'rsa') {
+    throw new RangeError(`${what}: keyType must be 'ec' or 'rsa', got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A DNS label as host names have them, plus the underscore container and service names use. */
+const DNS_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+function checkDnsName(value: unknown, at: string, what: string): string {
+  if (typeof value !== 'string') throw new TypeError(`${what}: ${at} must be a string, got ${typeof value}`);
+  const shown = JSON.stringify(value.slice(0, 300));
+  if (isIP(value) !== 0) throw new RangeError(`${what}: ${at} ${shown} is an IP address; list it in ipAddresses`);
+  const labels = value.split('.');
+  const wildcard = labels[0] === '*';
+  const named = wildcard ? labels.slice(1) : labels;
+  if (value.length > 253 || !named.every((label) => DNS_LABEL.test(label))) {
+    throw new RangeError(
+      `${what}: ${at} ${shown} is not a DNS name: ASCII labels of letters, digits, '-' and '_' (1 to 63 characters, not starting or ending with '-') joined by dots, at most 253 characters, no trailing dot`,
+    );
+  }
+  if (wildcard && named.length < 2) {
+    throw new RangeError(`${what}: ${at} ${shown}: a wildcard needs two labels after it, as in *.hub.local`);
+  }
+  return value;
+}
+
+/** The iPAddress octets of an address `isIP` accepts: 4 for IPv4, 16 for IPv6. */
+function ipOctets(value: unknown, at: string, what: string): Buffer {
+  if (typeof value !== 'string') throw new TypeError(`${what}: ${at} must be a string, got ${typeof value}`);
+  const shown = JSON.stringify(value.slice(0, 300));
+  const version = isIP(value);
+  if (version === 4) return Buffer.from(value.split('.').map(Number));
+  if (version !== 6) throw new RangeError(`${what}: ${at} ${shown} is not an IPv4 or IPv6 address`);
+  if (value.includes('%')) {
+    throw new RangeError(`${what}: ${at} ${shown} has a zone index, which a certificate cannot carry`);
+  }
+  // An IPv4 tail (::ffff:192.0.2.1) is the last two groups; `::` stands for as many zero groups as are missing.
+  const text = value.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
+    [(Number(a) << 8) | Number(b), (Number(c) << 8) | Number(d)].map((n) => n.toString(16)).join(':'),
+  );
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const [head = '', tail] = text.split('::');
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const octets = Buffer.alloc(16);
+  for (const [index, group] of all.entries()) octets.writeUInt16BE(group, index * 2);
+  return octets;
+}
+
+/** Checks a list option: undefined is empty; every entry through `check`, none twice (as `key` sees them). */
+function checkList<T>(
+  value: unknown,
+  name: string,
+  what: string,
+  check: (entry: unknown, at: string, what: string) => T,
+  key: (entry: T) => string,
+): T[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new TypeError(`${what}: ${name} must be an array of strings`);
+  const seen = new Set<string>();
+  return value.map((entry: unknown, index) => {
+    const checked = check(entry, `${name}[${index}]`, what);
+    if (seen.has(key(checked)))
+      throw new RangeError(`${what}: ${name}[${index}] ${JSON.stringify(entry)} is listed twice`);
+    seen.add(key(checked));
+    return checked;
+  });
 }
 
 function checkDate(value: unknown, name: string, what: string): Date {
@@ -475,6 +613,72 @@ const hex = (value: bigint) => magnitude(value).toString('hex').toUpperCase();
 const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 
 // ---------------------------------------------------------------------------------------------------------------
+// Certificates.
+
+/** A Name of one attribute, the common name, as UTF8String. */
+const nameOf = (commonName: string) => sequence(set(sequence(oid(OID.commonName), utf8String(commonName))));
+
+function newKeyPair(keyType: 'ec' | 'rsa', rsaBits: number): { publicKey: KeyObject; privateKey: KeyObject } {
+  return keyType === 'ec'
+    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : generateKeyPairSync('rsa', { modulusLength: rsaBits });
+}
+
+interface EndEntity {
+  readonly ca: LoadedCa;
+  readonly serial: bigint;
+  readonly commonName: string;
+  readonly validityDays: number;
+  readonly keyType: 'ec' | 'rsa';
+  readonly now: number;
+  /** The extendedKeyUsage purpose. */
+  readonly purpose: string;
+  /** Further extensions, after extendedKeyUsage. */
+  readonly extensions: readonly Buffer[];
+}
+
+/**
+ * A v3 end-entity certificate with a fresh key, signed by the CA: basicConstraints CA:FALSE and keyUsage
+ * digitalSignature (+ keyEncipherment for RSA), both critical, extendedKeyUsage, the extensions given,
+ * subjectKeyIdentifier and authorityKeyIdentifier.
+ */
+function issueEndEntity(entity: EndEntity): IssuedClientCertificate {
+  const { ca, keyType, now } = entity;
+  const { publicKey, privateKey } = newKeyPair(keyType, 2048);
+  const notBefore = wholeSeconds(now - CLOCK_SKEW_MS);
+  const notAfter = wholeSeconds(now + entity.validityDays * DAY_MS);
+  const usage =
+    keyType === 'rsa' ? [KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment] : [KEY_USAGE.digitalSignature];
+  const tbs = sequence(
+    explicit(0, integer(2n)), // v3
+    integer(entity.serial),
+    ca.signer.algorithm,
+    ca.subject,
+    sequence(time(notBefore), time(notAfter)),
+    nameOf(entity.commonName),
+    publicKey.export({ type: 'spki', format: 'der' }),
+    explicit(
+      3,
+      sequence(
+        // cA FALSE is the DEFAULT, which DER leaves out: an empty sequence.
+        extension(OID.basicConstraints, true, sequence()),
+        extension(OID.keyUsage, true, namedBits(usage)),
+        extension(OID.extKeyUsage, false, sequence(oid(entity.purpose))),
+        ...entity.extensions,
+        extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(publicKey))),
+        extension(OID.authorityKeyIdentifier, false, sequence(implicitOctets(0, ca.keyIdentifier))),
+      ),
+    ),
+  );
+  return {
+    cert: pem('CERTIFICATE', signed(tbs, ca.signer)),
+    key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    serialNumber: hex(entity.serial),
+    notAfter,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The API.
 
 /**
@@ -504,57 +708,151 @@ const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 export function issueClientCertificate(options: IssueClientCertificateOptions): IssuedClientCertificate {
   const what = 'issueClientCertificate';
   if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
-  const { commonName } = options;
-  if (typeof commonName !== 'string') throw new TypeError(`${what}: commonName must be a string`);
-  if (commonName.length === 0) throw new RangeError(`${what}: commonName must not be empty`);
-  // Control characters would let a name print as another in logs; a lone surrogate cannot be encoded as UTF-8.
-  if (/[\p{Cc}\p{Cs}]/u.test(commonName)) {
-    throw new RangeError(`${what}: commonName ${JSON.stringify(commonName)} contains control characters`);
-  }
+  const commonName = checkCommonName(options.commonName, what);
   const validityDays = checkDays(options.validityDays, 'validityDays', 365, what);
-  const keyType = options.keyType ?? 'ec';
-  if (keyType !== 'ec' && keyType !== 'rsa') {
-    throw new RangeError(`${what}: keyType must be 'ec' or 'rsa', got ${JSON.stringify(keyType)}`);
-  }
+  const keyType = checkKeyType(options.keyType, what);
   const serial =
     options.serialNumber === undefined ? randomSerial() : checkCount(options.serialNumber, 'serialNumber', 1n, what);
   const now = Date.now();
   const ca = loadCa(options.ca, 'certificates', what, now);
+  return issueEndEntity({
+    ca,
+    serial,
+    commonName,
+    validityDays,
+    keyType,
+    now,
+    purpose: OID.clientAuth,
+    extensions: [],
+  });
+}
 
-  const { publicKey, privateKey } =
-    keyType === 'ec'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048 });
+/**
+ * Creates a self-signed X.509 v3 root CA with a fresh key, for a hub that has no CA of its own: give it to
+ * {@link issueServerCertificate}, {@link issueClientCertificate} and {@link createRevocationList}, and its `cert` to
+ * every peer that is to trust what it issues. The subject (and issuer) is the common name alone; the extensions are
+ * basicConstraints CA:TRUE with pathLenConstraint 0 (it signs end-entity certificates, no intermediate CAs) and
+ * keyUsage keyCertSign, cRLSign, both critical, and subjectKeyIdentifier, with an authorityKeyIdentifier naming the
+ * same key. The signature is ecdsa-with-SHA256 for the default P-256 key, sha256WithRSAEncryption for RSA 3072.
+ *
+ * notBefore is five minutes ago, as for {@link issueClientCertificate}. The key is returned unencrypted: keep it
+ * where only the issuing process can read it, or encrypt it when storing it (`createPrivateKey(key).export({ ...,
+ * cipher, passphrase })`) and pass the passphrase with it.
+ *
+ * @throws TypeError or RangeError for a malformed option: an empty common name or one with control characters,
+ *   `validityDays` not a whole number from 1 to 36500, a `keyType` other than `ec` or `rsa`.
+ *
+ * @example
+ * ```ts
+ * const ca = createCertificateAuthority({ commonName: 'plant-7 hub CA' });
+ * writeFileSync('ca.pem', ca.cert);
+ * writeFileSync('ca.key', ca.key, { mode: 0o600 });
+ * const server = issueServerCertificate({ ca, dnsNames: ['hub.local', 'localhost'], ipAddresses: ['127.0.0.1'] });
+ * ```
+ */
+export function createCertificateAuthority(
+  options: CreateCertificateAuthorityOptions = {},
+): CreatedCertificateAuthority {
+  const what = 'createCertificateAuthority';
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
+  const commonName = options.commonName === undefined ? 'edgekit hub CA' : checkCommonName(options.commonName, what);
+  const validityDays = checkDays(options.validityDays, 'validityDays', 3650, what, 36500);
+  const keyType = checkKeyType(options.keyType, what);
+  const now = Date.now();
+
+  // RSA 3072 rather than 2048: a CA outlives what it signs, and NIST retires 2048-bit RSA after 2030.
+  const { publicKey, privateKey } = newKeyPair(keyType, 3072);
+  const signer = signerFor(privateKey, what);
+  const name = nameOf(commonName);
+  const id = keyIdentifier(publicKey);
+  const serial = randomSerial();
   const notBefore = wholeSeconds(now - CLOCK_SKEW_MS);
   const notAfter = wholeSeconds(now + validityDays * DAY_MS);
-  const usage =
-    keyType === 'rsa' ? [KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment] : [KEY_USAGE.digitalSignature];
   const tbs = sequence(
     explicit(0, integer(2n)), // v3
     integer(serial),
-    ca.signer.algorithm,
-    ca.subject,
+    signer.algorithm,
+    name, // issuer: self-signed
     sequence(time(notBefore), time(notAfter)),
-    sequence(set(sequence(oid(OID.commonName), utf8String(commonName)))),
+    name,
     publicKey.export({ type: 'spki', format: 'der' }),
     explicit(
       3,
       sequence(
-        // cA FALSE is the DEFAULT, which DER leaves out: an empty sequence.
-        extension(OID.basicConstraints, true, sequence()),
-        extension(OID.keyUsage, true, namedBits(usage)),
-        extension(OID.extKeyUsage, false, sequence(oid(OID.clientAuth))),
-        extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(publicKey))),
-        extension(OID.authorityKeyIdentifier, false, sequence(implicitOctets(0, ca.keyIdentifier))),
+        extension(OID.basicConstraints, true, sequence(TRUE, integer(0n))),
+        extension(OID.keyUsage, true, namedBits([KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign])),
+        extension(OID.subjectKeyIdentifier, false, octetString(id)),
+        extension(OID.authorityKeyIdentifier, false, sequence(implicitOctets(0, id))),
       ),
     ),
   );
   return {
-    cert: pem('CERTIFICATE', signed(tbs, ca.signer)),
+    cert: pem('CERTIFICATE', signed(tbs, signer)),
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     serialNumber: hex(serial),
     notAfter,
   };
+}
+
+/**
+ * Issues an X.509 v3 TLS server certificate with a fresh key, signed by the CA (one from
+ * {@link createCertificateAuthority} or the user's own): for a hub's or broker's TLS listener. Clients check the name
+ * they connect by against the subjectAltName, which lists `dnsNames` (dNSName) and then `ipAddresses` (iPAddress);
+ * at least one is needed. The other extensions are as {@link issueClientCertificate}'s, with extendedKeyUsage
+ * serverAuth: basicConstraints CA:FALSE, keyUsage digitalSignature (+ keyEncipherment for RSA), subjectKeyIdentifier
+ * and authorityKeyIdentifier. notBefore is five minutes ago.
+ *
+ * @throws TypeError or RangeError for a malformed option: no DNS name or IP address, a DNS name that is not one (or
+ *   is an IP address), an address `net.isIP` refuses or with a zone index, a name or address listed twice, a bad
+ *   common name, `validityDays` out of range, an unsupported CA key type; `EdgeKitError('invalid-configuration')`
+ *   as {@link issueClientCertificate} when the CA cannot issue.
+ *
+ * @example
+ * ```ts
+ * const ca = createCertificateAuthority();
+ * const server = issueServerCertificate({ ca, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] });
+ * tls.createServer({ cert: server.cert, key: server.key }, onConnection).listen(8883);
+ * // A client: tls.connect({ port: 8883, host: 'localhost', ca: ca.cert })
+ * ```
+ */
+export function issueServerCertificate(options: IssueServerCertificateOptions): IssuedClientCertificate {
+  const what = 'issueServerCertificate';
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options must be an object`);
+  const dnsNames = checkList(options.dnsNames, 'dnsNames', what, checkDnsName, (name) => name.toLowerCase());
+  const ipAddresses = checkList(
+    options.ipAddresses,
+    'ipAddresses',
+    what,
+    (entry, at) => {
+      const octets = ipOctets(entry, at, what);
+      return { text: String(entry), octets };
+    },
+    (address) => address.octets.toString('hex'),
+  );
+  const firstName = dnsNames[0] ?? ipAddresses[0]?.text;
+  if (firstName === undefined) {
+    throw new RangeError(`${what}: give at least one of dnsNames and ipAddresses, the names clients connect by`);
+  }
+  const commonName = options.commonName === undefined ? firstName : checkCommonName(options.commonName, what);
+  const validityDays = checkDays(options.validityDays, 'validityDays', 365, what);
+  const keyType = checkKeyType(options.keyType, what);
+  const now = Date.now();
+  const ca = loadCa(options.ca, 'certificates', what, now);
+  const alternativeNames = sequence(
+    ...dnsNames.map((name) => implicitOctets(2, Buffer.from(name, 'ascii'))),
+    ...ipAddresses.map((address) => implicitOctets(7, address.octets)),
+  );
+  return issueEndEntity({
+    ca,
+    serial: randomSerial(),
+    commonName,
+    validityDays,
+    keyType,
+    now,
+    purpose: OID.serverAuth,
+    // Not critical: the subject is not empty (RFC 5280 §4.2.1.6).
+    extensions: [extension(OID.subjectAltName, false, alternativeNames)],
+  });
 }
 
 /**
