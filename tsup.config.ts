@@ -8,6 +8,7 @@ export const entries = {
   'routing/index': 'src/routing/index.ts',
   'mqtt/index': 'src/transports/mqtt/index.ts',
   'amqp/index': 'src/transports/amqp/index.ts',
+  'hub/index': 'src/hub/index.ts',
 } as const;
 
 export default defineConfig([
@@ -20,8 +21,8 @@ export default defineConfig([
     splitting: true,
     treeshake: true,
     target: 'node20',
-    // Transport and codec libraries are optional peers: never bundle them.
-    external: ['protobufjs', 'mqtt', 'amqplib'],
+    // Transport, codec and MQTT-server libraries are optional peers: never bundle them.
+    external: ['protobufjs', 'mqtt', 'amqplib', 'aedes'],
   },
   {
     // The edgekit command: ESM only (it detects a direct run through import.meta.url), with a shebang.
@@ -33,7 +34,7 @@ export default defineConfig([
     clean: false,
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
-    external: ['protobufjs', 'mqtt', 'amqplib'],
+    external: ['protobufjs', 'mqtt', 'amqplib', 'aedes'],
     // `edgekit demo` bundles the example modules, which import 'edgekit' as users do: resolve it to this source.
     esbuildOptions(options) {
       options.alias = { edgekit: './src/index.ts' };

@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^edgekit\/routing$/, replacement: src('routing/index.ts') },
       { find: /^edgekit\/mqtt$/, replacement: src('transports/mqtt/index.ts') },
       { find: /^edgekit\/amqp$/, replacement: src('transports/amqp/index.ts') },
+      { find: /^edgekit\/hub$/, replacement: src('hub/index.ts') },
     ],
   },
   test: {

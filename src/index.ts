@@ -100,11 +100,16 @@ export {
 export { type AccessPlan, type PlanAccessOptions, type Principal, planAccess } from './service/access.js';
 export {
   type CertificateAuthority,
+  type CreateCertificateAuthorityOptions,
+  type CreatedCertificateAuthority,
   type CreateRevocationListOptions,
+  createCertificateAuthority,
   createRevocationList,
   type IssueClientCertificateOptions,
   type IssuedClientCertificate,
+  type IssueServerCertificateOptions,
   issueClientCertificate,
+  issueServerCertificate,
   type RevokedCertificate,
 } from './service/certificates.js';
 export {

@@ -14,6 +14,7 @@
  * to it (`authorizeForward` lets only those through), so modules cannot see or forge each other's traffic.
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import { deferred } from '../core/async.js';
 import { type AnyMethodHandler, ModuleClientImpl, observeRoutes, serveAnyMethod } from '../core/client.js';
 import { untypedModule } from '../core/contract.js';
 import type { InboundMessage, MethodAnswer, MethodContext, Registration } from '../core/types.js';
@@ -91,8 +92,11 @@ class Session {
   edge: ModuleClientImpl<typeof untypedModule> | undefined;
   ended = false;
   private table: RouteTable | undefined;
-  private inputsSubscribed = false;
+  /** Resolves when the module subscribes to its inputs: deliveries wait for it (the SDK drops inputs before). */
+  private readonly inputsSubscribed = deferred<void>();
   methodsSubscribed = false;
+  /** Registrations of the inputs being consumed, until each is in place. */
+  private readonly attaching = new Set<Promise<unknown>>();
   private desiredRegistration: Promise<Registration> | undefined;
   private readonly inputs = new Set<string>();
   /** Inputs go to the module one at a time, as edgeHub sends them. */
@@ -133,8 +137,7 @@ class Session {
   onSubscribed(subscription: Subscription): void {
     const { deviceId } = this.gateway.options;
     if (isInputSubscription(subscription.topic, deviceId, this.moduleId)) {
-      this.inputsSubscribed = true;
-      this.followInputs();
+      this.inputsSubscribed.resolve();
     } else if (isDesiredSubscription(subscription.topic)) {
       this.followDesired();
     } else if (isMethodSubscription(subscription.topic)) {
@@ -142,15 +145,19 @@ class Session {
     }
   }
 
-  /** Consumes every input of this module that a route leads to, once the module listens for inputs. */
+  /**
+   * Consumes every input of this module that a route leads to, from the start of the session (so on a broker whose
+   * queues live in the consumer's session, they exist from the module's first connection); deliveries wait until
+   * the module has subscribed to its inputs.
+   */
   private followInputs(): void {
     const edge = this.edge;
-    if (!edge || !this.inputsSubscribed || !this.table || this.ended) return;
+    if (!edge || !this.table || this.ended) return;
     for (const route of this.table.routes) {
       const sink = route.sink;
       if (sink.kind !== 'module' || sink.module !== this.moduleId || this.inputs.has(sink.input)) continue;
       this.inputs.add(sink.input);
-      edge
+      const registration = edge
         .onInput(sink.input, (message) => this.deliver(message as InboundMessage<Uint8Array>))
         .catch((error: unknown) => {
           this.inputs.delete(sink.input);
@@ -160,8 +167,16 @@ class Session {
               `input "${sink.input}" of ${this.moduleId} could not be consumed`,
               error,
             );
-        });
+        })
+        .finally(() => this.attaching.delete(registration));
+      this.attaching.add(registration);
     }
+  }
+
+  /** Resolves once the inputs known so far are consumed. */
+  async inputsAttached(): Promise<void> {
+    this.followInputs();
+    await Promise.all([...this.attaching]);
   }
 
   private followDesired(): void {
@@ -180,7 +195,7 @@ class Session {
 
   /** Resolves when the module PUBACKs the message; never settles once the connection is gone (the broker redelivers). */
   private deliver(message: InboundMessage<Uint8Array>): Promise<void> {
-    const run = this.lane.then(() => this.deliverNow(message));
+    const run = this.lane.then(() => this.inputsSubscribed.promise).then(() => this.deliverNow(message));
     this.lane = run.catch(() => {});
     return run;
   }
@@ -496,6 +511,7 @@ export class Gateway {
       this.sessions.set(moduleId, session);
       try {
         await edge.start(undefined);
+        await session.inputsAttached();
       } catch (error) {
         if (this.sessions.get(moduleId) === session) this.sessions.delete(moduleId);
         await session.end();

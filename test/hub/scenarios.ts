@@ -350,10 +350,12 @@ export function hubScenarios(environment: HubEnvironment): void {
       const ek = await world.edgekit('ek');
       const done = inbox(ek, 'done');
       await done.ready;
+      // Connected once first: on MQTT a module's queue exists from its first connection (docs/transports/mqtt.md).
+      const first = world.azure('azure');
+      await first.event((e) => e.event === 'ready', 'ready');
       const total = 200;
       for (let n = 0; n < total; n++)
         await ek.send('work', new TextEncoder().encode(String(n)), { messageId: `w-${n}` });
-      const first = world.azure('azure');
       await first.event((e) => e.event === 'input' && e.messageId === 'w-40', 'the 41st input');
       first.command({ cmd: 'send', output: 'results', body: { from: 'first' }, count: 20, prefix: 'r' });
       await first.event((e) => e.event === 'sent' && e.n === 9, 'ten results sent');

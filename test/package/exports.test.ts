@@ -32,8 +32,8 @@ test('typedoc documents every entry point', () => {
   expect([...typedoc.entryPoints].sort()).toEqual(sourcesOfExports);
 });
 
-test('transport libraries are optional peers, never dependencies', () => {
-  for (const lib of ['mqtt', 'amqplib', 'protobufjs']) {
+test('transport, codec and MQTT-server libraries are optional peers, never dependencies', () => {
+  for (const lib of ['mqtt', 'amqplib', 'protobufjs', 'aedes']) {
     expect(pkg.dependencies?.[lib]).toBeUndefined();
     if (pkg.peerDependencies?.[lib]) expect(pkg.peerDependenciesMeta?.[lib]?.optional).toBe(true);
   }
