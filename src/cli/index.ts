@@ -8,6 +8,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
+import { hubCommand } from './commands/hub.js';
 import { identitiesCommand } from './commands/identities.js';
 import { invokeCommand } from './commands/invoke.js';
 import { monitorCommand } from './commands/monitor.js';
@@ -35,6 +36,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
   monitor: monitorCommand,
   status: statusCommand,
   identities: identitiesCommand,
+  hub: hubCommand,
   routes: {
     summary: 'work with routes',
     commands: {

@@ -83,11 +83,16 @@ type BrokerValues = {
   help?: boolean;
 };
 
+/** The values of a command's own options: strings for `type: 'string'`, booleans for `type: 'boolean'`. */
+type OptionValues<O> = {
+  [K in keyof O]?: O[K] extends { readonly type: 'boolean' } ? boolean : string;
+};
+
 /** Parses a command's arguments (its own options plus the broker options); throws {@link UsageError}. */
 export function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(
   args: readonly string[],
   options: O,
-): { values: BrokerValues & Record<keyof O, string | boolean | undefined>; positionals: string[] } {
+): { values: BrokerValues & OptionValues<O>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({
       args: [...args],
@@ -95,7 +100,7 @@ export function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(
       allowPositionals: true,
       strict: true,
     });
-    return { values: values as unknown as BrokerValues & Record<keyof O, string | boolean | undefined>, positionals };
+    return { values: values as unknown as BrokerValues & OptionValues<O>, positionals };
   } catch (error) {
     throw new UsageError(messageOf(error));
   }

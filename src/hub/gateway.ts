@@ -53,7 +53,7 @@ const TRANSIENT = new Set(['connection-lost', 'connection-failed', 'closed', 'ti
 export interface GatewayOptions {
   readonly deviceId: string;
   readonly hubHostName: string;
-  transportFor(moduleId: string): Transport;
+  transportFor(moduleId: string): Transport | Promise<Transport>;
   keyOf(moduleId: string): string | undefined;
   readonly inputAckTimeoutInMs: number;
   /** How long an edgekit session may drain when its Azure module disconnects. */
@@ -502,7 +502,7 @@ export class Gateway {
       const edge = new ModuleClientImpl(untypedModule, {
         deviceId: this.options.deviceId,
         moduleId,
-        transport: this.options.transportFor(moduleId),
+        transport: await this.options.transportFor(moduleId),
         onError: (error) => this.options.onError(error),
         [observeRoutes]: (table) => session.onRoutes(table),
         [serveAnyMethod]: session.callMethod,

@@ -35,7 +35,7 @@ export interface HubOptions {
    * Where the Azure modules' messages, twins and methods go: one transport for all (default: the process's memory
    * broker), or a function giving each module its own (to log in to the broker as that module's identity).
    */
-  readonly transport?: Transport | ((moduleId: string) => Transport);
+  readonly transport?: Transport | ((moduleId: string) => Transport | Promise<Transport>);
   /** Each module's SAS key (base64): a map, or a function read at every connection (so keys can be added live). */
   readonly keys: Readonly<Record<string, string>> | ((moduleId: string) => string | undefined);
   /** The TLS server certificate and key (PEM) the modules connect to; `ca` is the chain they trust (trust bundle). */
@@ -150,7 +150,7 @@ export async function startHub(options: HubOptions): Promise<Hub> {
   }
   if (tls.ca !== undefined && typeof tls.ca !== 'string') throw new TypeError('startHub: tls.ca must be PEM text');
   const transport = options.transport ?? memory();
-  let transportFor: (moduleId: string) => Transport;
+  let transportFor: (moduleId: string) => Transport | Promise<Transport>;
   if (typeof transport === 'function') transportFor = transport;
   else if (typeof transport === 'object' && transport !== null && typeof transport.connect === 'function')
     transportFor = () => transport;

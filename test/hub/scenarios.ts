@@ -105,19 +105,33 @@ function useWorld(environment: HubEnvironment) {
         mqttPort: 0,
         httpsPort: 0,
         inputAckTimeoutInMs: 10_000,
+        workloadSocket: path.join(folder, `workload-${counter}.sock`),
         onError: (error) => errors.push(`${error.code}: ${error.message}`),
       });
     },
     /** Starts the Azure fixture as module `moduleId`, configured as IoT Edge's local-debug environment does. */
-    azure(moduleId: string, options: { key?: string } = {}): AzureModule {
+    azure(moduleId: string, options: { key?: string; workload?: boolean } = {}): AzureModule {
       const key = options.key ?? keys[moduleId];
       if (key === undefined || !hub) throw new Error(`no key for ${moduleId}`);
       const connectionString = `HostName=${HUB_HOST};GatewayHostName=localhost:${hub.mqttPort};DeviceId=${deviceId};ModuleId=${moduleId};SharedAccessKey=${key}`;
+      // The two ways IoT Edge configures a module: the local-debug connection string, or a module container's
+      // variables with the workload API signing its tokens.
+      const identity: Record<string, string> = options.workload
+        ? {
+            IOTEDGE_WORKLOADURI: `unix://${hub.workloadSocket}`,
+            IOTEDGE_DEVICEID: deviceId,
+            IOTEDGE_MODULEID: moduleId,
+            IOTEDGE_MODULEGENERATIONID: '1',
+            IOTEDGE_IOTHUBHOSTNAME: HUB_HOST,
+            IOTEDGE_GATEWAYHOSTNAME: `localhost:${hub.mqttPort}`,
+            IOTEDGE_AUTHSCHEME: 'sasToken',
+            IOTEDGE_APIVERSION: '2018-06-28',
+          }
+        : { EdgeHubConnectionString: connectionString, EdgeModuleCACertificateFile: caFile };
       const child = processes.start(
         AZURE_MODULE,
         {
-          EdgeHubConnectionString: connectionString,
-          EdgeModuleCACertificateFile: caFile,
+          ...identity,
           HUB_HTTPS_PORT: String(hub.httpsPort),
           HUB_CA_FILE: caFile,
           HUB_DEVICE_ID: deviceId,
@@ -390,6 +404,14 @@ export function hubScenarios(environment: HubEnvironment): void {
       await done.count(sentFirst.length);
       const arrived = new Set(done.received.map((m) => m.messageId));
       expect(sentFirst.filter((id) => !arrived.has(id))).toEqual([]);
+    });
+
+    it('connects a module configured as an IoT Edge container: workload API tokens and trust bundle', async () => {
+      await world.start(['azure'], {}, { azure: { mode: 'container' } });
+      const azure = world.azure('azure', { workload: true });
+      const twin = await azure.event((e) => e.event === 'twin', 'the twin');
+      expect(twin.desired).toMatchObject({ mode: 'container' });
+      expect(world.hub.connected()).toEqual(['azure']);
     });
 
     it('refuses a module with a wrong SAS key, and one the deployment’s keys do not know', async () => {

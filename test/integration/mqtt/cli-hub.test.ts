@@ -1,0 +1,143 @@
+/**
+ * `edgekit hub` and `edgekit hub env` on a real Mosquitto, with Microsoft's Azure device SDK as the module: the
+ * environment `hub env` prints is all the unmodified module needs, and the operator's CLI sees and drives it like an
+ * edgekit module (status, twin get, invoke with 200/504/404).
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, expect, it } from 'vitest';
+import { main } from '../../../src/cli/index.js';
+import { connectService } from '../../../src/service/client.js';
+import { cli } from '../../cli/scenarios.js';
+import { freePort } from '../support/loopback.js';
+import { parseEvent, useProcesses } from './fixtures/child-process.js';
+import { transportFor, unique, useMosquitto } from './support/fixtures.js';
+import { Inbox } from './support/wait.js';
+
+const AZURE_MODULE = fileURLToPath(new URL('../../hub/fixtures/azure-module.cjs', import.meta.url));
+const broker = useMosquitto();
+const processes = useProcesses();
+const state = mkdtempSync(path.join(tmpdir(), 'edgekit-cli-hub-'));
+afterAll(() => rmSync(state, { recursive: true, force: true }));
+
+const stops: AbortController[] = [];
+const running: Promise<number>[] = [];
+afterEach(async () => {
+  for (const s of stops.splice(0)) s.abort();
+  // Each hub command ends cleanly once stopped.
+  for (const code of await Promise.all(running.splice(0))) expect(code).toBe(0);
+});
+
+/** Runs `edgekit hub …` in this process until the test ends; resolves with its first stdout line. */
+async function startHubCommand(args: readonly string[]): Promise<{ out: Inbox<string>; err: () => string }> {
+  const out = new Inbox<string>();
+  let err = '';
+  const stop = new AbortController();
+  stops.push(stop);
+  let partial = '';
+  running.push(
+    main(['hub', ...args], {
+      stdout: {
+        write: (s: string) => {
+          const parts = (partial + s).split('\n');
+          partial = parts.pop() ?? '';
+          for (const p of parts) out.push(p);
+        },
+      },
+      stderr: { write: (s: string) => (err += s) },
+      readFile: (file) => readFileSync(file, 'utf8'),
+      env: {},
+      signal: stop.signal,
+    }),
+  );
+  await out
+    .find((l) => l.startsWith('edgekit hub for device'), 15_000, 'the hub listening')
+    .catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}; stderr: ${err}`);
+    });
+  return { out, err: () => err };
+}
+
+it('runs an unmodified Azure module from the environment `hub env` prints, driven by the operator CLI', async () => {
+  const device = unique('hubcli');
+  const url = broker().url;
+  const service = await connectService({ transport: transportFor(url) });
+  try {
+    await service.applyDeployment(device, {
+      modulesContent: {
+        $edgeAgent: { 'properties.desired': { modules: { azure: {} } } },
+        $edgeHub: { 'properties.desired': { schemaVersion: '1.1', routes: {} } },
+        azure: { 'properties.desired': { interval: 5 } },
+      },
+    });
+  } finally {
+    await service.close();
+  }
+  const [mqttPort, httpsPort] = [await freePort(), await freePort()];
+  const common = ['--device', device, '--state', state, '--mqtt-port', String(mqttPort)];
+  const env = await cli(['hub', 'env', 'azure', ...common, '--json']);
+  expect(env).toMatchObject({ code: 0, stderr: '' });
+  const variables = JSON.parse(env.stdout) as Record<string, string>;
+  expect(variables.EdgeHubConnectionString).toMatch(
+    new RegExp(
+      `^HostName=edgekit\\.local;GatewayHostName=localhost:${mqttPort};DeviceId=${device};ModuleId=azure;SharedAccessKey=[A-Za-z0-9+/=]{44}$`,
+    ),
+  );
+  expect(variables.EdgeModuleCACertificateFile).toBe(path.join(state, 'ca.pem'));
+  expect(statSync(path.join(state, 'keys.json')).mode & 0o777).toBe(0o600);
+  // The same key the second time.
+  const again = await cli(['hub', 'env', 'azure', ...common, '--json']);
+  expect(JSON.parse(again.stdout)).toEqual(variables);
+
+  const hub = await startHubCommand([...common, '--https-port', String(httpsPort), '--broker', url]);
+  const azure = processes.start(
+    AZURE_MODULE,
+    {
+      ...variables,
+      HUB_HTTPS_PORT: String(httpsPort),
+      HUB_CA_FILE: variables.EdgeModuleCACertificateFile as string,
+      HUB_DEVICE_ID: device,
+    },
+    { stdin: true },
+  );
+  const twin = parseEvent(await azure.line((l) => parseEvent(l)?.event === 'twin', 15_000, 'the twin'));
+  expect(twin?.desired).toMatchObject({ interval: 5 });
+  await azure.line((l) => parseEvent(l)?.event === 'ready', 15_000, 'ready');
+  azure.write(JSON.stringify({ cmd: 'report', patch: { firmware: 'azure-1.0' } }));
+  await azure.line((l) => parseEvent(l)?.event === 'reported', 15_000, 'reported');
+
+  const status = await cli(['status', device, '--broker', url, '--json']);
+  expect(status.code).toBe(0);
+  expect(JSON.parse(status.stdout)).toMatchObject([
+    { deviceId: device, modules: [{ moduleId: 'azure', state: 'online', deployed: true }] },
+  ]);
+  const reported = await cli(['twin', 'get', `${device}/azure`, '--broker', url, '--json']);
+  expect(JSON.parse(reported.stdout)).toMatchObject({ reported: { properties: { firmware: 'azure-1.0' } } });
+
+  const ping = await cli(['invoke', `${device}/azure`, 'ping', '{"x":1}', '--broker', url, '--json']);
+  expect(ping).toMatchObject({ code: 0, stderr: '' });
+  expect(JSON.parse(ping.stdout)).toEqual({ status: 200, payload: { pong: { x: 1 } } });
+  const silent = await cli(['invoke', `${device}/azure`, 'silent', '{}', '--timeout', '5', '--broker', url]);
+  expect(silent.code).toBe(1);
+  expect(silent.stderr).toContain('answered 504');
+  const ghost = await cli(['invoke', `${device}/ghost`, 'ping', '{}', '--broker', url]);
+  expect(ghost.code).toBe(1);
+  expect(ghost.stderr).toContain('answered 404');
+
+  // A module the hub has no key for is refused, and the hub says so.
+  const stranger = processes.start(
+    AZURE_MODULE,
+    {
+      EdgeHubConnectionString: (variables.EdgeHubConnectionString as string).replace(
+        'ModuleId=azure',
+        'ModuleId=stranger',
+      ),
+      EdgeModuleCACertificateFile: variables.EdgeModuleCACertificateFile as string,
+    },
+    { stdin: true },
+  );
+  await stranger.line((l) => parseEvent(l)?.what === 'open', 15_000, 'the refusal');
+  expect(hub.err()).toContain('module stranger has no key on this hub');
+});
