@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build >/dev/null
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(memory-throughput routing amqp mqtt)
+[ ${#names[@]} -gt 0 ] || names=(memory-throughput routing amqp mqtt hub)
 for name in "${names[@]}"; do
   [ -f "bench/$name.ts" ] || { echo "bench: no bench/$name.ts" >&2; exit 2; }
   node --import tsx --expose-gc "bench/$name.ts"

@@ -332,7 +332,11 @@ class Session {
       if (isEdgeKitError(error) && TRANSIENT.has(error.code)) throw error;
       // Sending it again cannot succeed (too large, an invalid id or property): drop it, loudly.
       this.gateway.count('outputsRefused');
-      this.gateway.report('transport-error', `an output message of ${this.moduleId} was dropped`, error);
+      this.gateway.report(
+        isEdgeKitError(error) ? error.code : 'transport-error',
+        `an output message of ${this.moduleId} was dropped`,
+        error,
+      );
     }
   }
 
