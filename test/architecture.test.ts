@@ -46,7 +46,7 @@ test('routing and codecs are independent of the core', () => {
   ).toEqual([]);
 });
 
-test('only their own transport folder imports mqtt and amqplib; only the protobuf codec imports protobufjs', () => {
+test('only their own folders import mqtt, amqplib, protobufjs and aedes', () => {
   expect(
     violations(
       (f) => !f.startsWith('src/transports/mqtt/'),
@@ -63,6 +63,27 @@ test('only their own transport folder imports mqtt and amqplib; only the protobu
     violations(
       (f) => f !== 'src/codecs/protobuf.ts',
       (i) => i === 'protobufjs',
+    ),
+  ).toEqual([]);
+  expect(
+    violations(
+      (f) => !f.startsWith('src/hub/'),
+      (i) => i === 'aedes',
+    ),
+  ).toEqual([]);
+});
+
+test('the Azure IoT Edge hub is a layer of its own: only the CLI uses it, and it uses no transport but memory', () => {
+  expect(
+    violations(
+      (f) => !f.startsWith('src/hub/') && !f.startsWith('src/cli/'),
+      (i) => /\/hub\//.test(i),
+    ),
+  ).toEqual([]);
+  expect(
+    violations(
+      (f) => f.startsWith('src/hub/'),
+      (i) => /\/(cli|testing)\//.test(i) || /transports\/(mqtt|amqp)/.test(i),
     ),
   ).toEqual([]);
 });

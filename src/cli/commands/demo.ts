@@ -33,6 +33,7 @@ import {
   UsageError,
   visibleJson,
 } from '../shared.js';
+import { AZURE_SAMPLE, type AzureSample, azureSampleScript, startAzureSample, withAzureSample } from './demo-azure.js';
 import { textLine } from './monitor.js';
 
 const HELP = `Usage: edgekit demo [--broker <url> [--identities <dir>]] [--duration <s>]
@@ -41,6 +42,11 @@ Runs the example pipeline: a simulated temperature sensor feeding a filter that 
 alerts to $upstream, deployed from the example deployment manifest. A monitor prints
 every message; along the way the operator raises the filter's threshold (a desired
 property) and resets the sensor (a direct method). Stops after --duration or on Ctrl-C.
+
+Inside a clone of the repository (where examples/azure-module and Microsoft's Azure
+IoT device SDK are installed), an unmodified Azure IoT Edge module joins too, through
+edgekit/hub: it counts the filter's alerts and sends summaries upstream, and the
+operator calls its getSummary method (docs/iotedge.md). Not with --identities.
 
 Identities are on: in memory, the broker enforces the deployment's access plan (each
 module may do only what the deployment allows, as a broker configured by
@@ -91,10 +97,13 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
           username,
           'password-file': path.join(identities, 'credentials', ...username.split('/'), 'password'),
         };
+  // The Azure sample needs credentials "edgekit identities" did not issue for the example deployment: not with them.
+  const azureScript = identities === undefined ? azureSampleScript() : undefined;
+  const deployment = azureScript === undefined ? manifest : withAzureSample(manifest);
   // In memory, a broker of the demo's own that enforces the deployment's access plan.
   const secured =
     url === 'memory:'
-      ? new MemoryBroker({ access: planAccess(readDeployment(manifest), DEVICE).principals })
+      ? new MemoryBroker({ access: planAccess(readDeployment(deployment), DEVICE).principals })
       : undefined;
   // The operator keeps no session; the modules use the plain transports, so their inputs wait for them on a broker.
   const operatorValues = { ...as('$operator/operator'), broker: url };
@@ -104,6 +113,7 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
       : transportOf({ ...as(`${DEVICE}/${moduleId}`), broker: url }, io, undefined, { mqtt, amqp });
   let service: ServiceClient | undefined;
   const modules: ModuleClient<typeof Filter | typeof TemperatureSensor>[] = [];
+  let azure: AzureSample | undefined;
   const timers: ReturnType<typeof setTimeout>[] = [];
   try {
     service = await connectService({
@@ -116,7 +126,7 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
         ? 'the in-process memory broker, enforcing the deployment’s access plan'
         : `${redactCredentials(url, [values.password])}${identities === undefined ? '' : ', each module with its own credential'}`;
     log('demo', `running on ${shown}`);
-    const result = await service.applyDeployment(DEVICE, manifest);
+    const result = await service.applyDeployment(DEVICE, deployment);
     await service.updateDesired(DEVICE, 'SimulatedTemperatureSensor', { SendInterval: 0.3 });
     log(
       'operator',
@@ -141,6 +151,10 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
     });
     modules.push(sensor);
     const stopSensor = await startSensor(sensor);
+    if (azureScript !== undefined) {
+      azure = await startAzureSample({ script: azureScript, deviceId: DEVICE, transport: moduleTransport, log });
+      log('demo', `${AZURE_SAMPLE} (examples/azure-module, on Microsoft's Azure IoT SDK) joins through edgekit/hub`);
+    }
 
     const operator = service;
     const done = new Promise<void>((resolve) => {
@@ -161,6 +175,13 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
             .catch((error: unknown) => void log('operator', `invoke failed: ${oneLine(error)}`));
           if (r) log('operator', `invoked SimulatedTemperatureSensor reset → ${r.status} ${visibleJson(r.payload)}`);
         }, durationInMs * 0.66),
+        setTimeout(async () => {
+          if (azure === undefined) return;
+          const r = await operator
+            .invoke(DEVICE, AZURE_SAMPLE, 'getSummary', {}, { timeoutInMs: 5_000 })
+            .catch((error: unknown) => void log('operator', `invoke failed: ${oneLine(error)}`));
+          if (r) log('operator', `invoked ${AZURE_SAMPLE} getSummary → ${r.status} ${visibleJson(r.payload)}`);
+        }, durationInMs * 0.85),
         setTimeout(resolve, durationInMs),
       );
       io.signal?.addEventListener('abort', () => resolve(), { once: true });
@@ -168,6 +189,7 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
     await done;
     stopSensor();
     log('demo', 'stopping: draining and closing the modules');
+    await azure?.stop();
     await Promise.all(modules.map((m) => m.close()));
     await monitor.close();
     await printing;
@@ -180,6 +202,7 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } finally {
     for (const t of timers) clearTimeout(t);
+    await azure?.stop().catch(() => undefined);
     await Promise.all(modules.map((m) => m.close().catch(() => undefined)));
     await closeQuietly(service);
   }
