@@ -145,12 +145,18 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  // Ctrl-C ends long-running commands (monitor, demo) cleanly; a second one exits at once.
+  // Ctrl-C or SIGTERM (docker stop, systemd) ends long-running commands (monitor, demo, hub) cleanly; a second
+  // signal exits at once.
   const stop = new AbortController();
-  process.once('SIGINT', () => {
-    stop.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      stop.abort();
+      process.once(signal, () => process.exit(code));
+    });
+  }
   main(process.argv.slice(2), { ...processIo, signal: stop.signal }).then((code) => {
     process.exitCode = code;
   });

@@ -14,6 +14,8 @@ import { startHub } from '../../hub/index.js';
 import { deriveModuleKey } from '../../hub/sas.js';
 import { createCertificateAuthority, issueServerCertificate } from '../../service/certificates.js';
 import type { Transport } from '../../transport.js';
+import { amqp } from '../../transports/amqp/index.js';
+import { mqtt } from '../../transports/mqtt/index.js';
 import {
   BROKER_HELP,
   type CliIo,
@@ -64,14 +66,16 @@ Options:
 
 ${BROKER_HELP.replace('[EDGEKIT_BROKER_URL]', '[EDGEKIT_BROKER_URL] (hub: required)')}
 
-Exit status: 0 stopped by a signal (hub) or printed (env), 1 the hub could not start,
-2 usage error.
+Exit status: 0 stopped by Ctrl-C or SIGTERM (hub) or printed (env), 1 the hub could not
+start, 2 usage error.
 
 Examples:
   edgekit hub --device gw-1 --broker mqtt://127.0.0.1:1883
   edgekit hub env azure-filter --device gw-1 > azure-filter.env
-  docker run --env-file azure-filter.env -v $PWD/edgekit-hub/ca.pem:/hub/ca.pem …
+  docker run --env-file azure-filter.env -v $PWD/edgekit-hub:$PWD/edgekit-hub:ro …
 `;
+
+const MODULE_TRANSPORTS = { mqtt, amqp };
 
 /** The label HMAC'd with a module's edgekit password to give its SAS key (with --identities). */
 export const SAS_KEY_LABEL = 'edgekit/hub/sas-key/v1';
@@ -289,7 +293,9 @@ async function serve(values: HubValues, io: CliIo): Promise<number> {
     throw new UsageError('no broker: pass --broker <url> or set EDGEKIT_BROKER_URL (the hub joins a deployment on it)');
   }
   // Resolve the broker settings once, so a wrong option is a usage error now rather than at the first connection.
-  const shared = await transportOf(values, io);
+  // The module transports, not the operator's: each Azure module's session keeps its broker session (MQTT), so its
+  // inputs wait for it while it is away, as an edgekit module's do.
+  const shared = await transportOf(values, io, undefined, MODULE_TRANSPORTS);
   const identities = settings.identities;
   const transport =
     identities === undefined
@@ -303,6 +309,8 @@ async function serve(values: HubValues, io: CliIo): Promise<number> {
               'password-file': passwordFile(identities, settings.deviceId, moduleId),
             },
             io,
+            undefined,
+            MODULE_TRANSPORTS,
           );
   let hub: Awaited<ReturnType<typeof startHub>>;
   try {

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { main } from '../../../src/cli/index.js';
+import { connect } from '../../../src/connect.js';
+import { untypedModule } from '../../../src/core/contract.js';
 import { connectService } from '../../../src/service/client.js';
 import { cli } from '../../cli/scenarios.js';
 import { freePort } from '../support/loopback.js';
@@ -67,8 +69,13 @@ it('runs an unmodified Azure module from the environment `hub env` prints, drive
   try {
     await service.applyDeployment(device, {
       modulesContent: {
-        $edgeAgent: { 'properties.desired': { modules: { azure: {} } } },
-        $edgeHub: { 'properties.desired': { schemaVersion: '1.1', routes: {} } },
+        $edgeAgent: { 'properties.desired': { modules: { azure: {}, ek: {} } } },
+        $edgeHub: {
+          'properties.desired': {
+            schemaVersion: '1.1',
+            routes: { work: 'FROM /messages/modules/ek/outputs/* INTO BrokeredEndpoint("/modules/azure/inputs/work")' },
+          },
+        },
         azure: { 'properties.desired': { interval: 5 } },
       },
     });
@@ -111,7 +118,13 @@ it('runs an unmodified Azure module from the environment `hub env` prints, drive
   const status = await cli(['status', device, '--broker', url, '--json']);
   expect(status.code).toBe(0);
   expect(JSON.parse(status.stdout)).toMatchObject([
-    { deviceId: device, modules: [{ moduleId: 'azure', state: 'online', deployed: true }] },
+    {
+      deviceId: device,
+      modules: [
+        { moduleId: 'azure', state: 'online', deployed: true },
+        { moduleId: 'ek', state: 'unknown', deployed: true },
+      ],
+    },
   ]);
   const reported = await cli(['twin', 'get', `${device}/azure`, '--broker', url, '--json']);
   expect(JSON.parse(reported.stdout)).toMatchObject({ reported: { properties: { firmware: 'azure-1.0' } } });
@@ -125,6 +138,20 @@ it('runs an unmodified Azure module from the environment `hub env` prints, drive
   const ghost = await cli(['invoke', `${device}/ghost`, 'ping', '{}', '--broker', url]);
   expect(ghost.code).toBe(1);
   expect(ghost.stderr).toContain('answered 404');
+
+  // Inputs routed to the Azure module while it is away wait for it: the hub's session keeps its broker session.
+  azure.write(JSON.stringify({ cmd: 'close' }));
+  expect(await azure.exited).toEqual({ code: 0, signal: null });
+  const ek = await connect(untypedModule, { deviceId: device, moduleId: 'ek', transport: transportFor(url) });
+  try {
+    for (let n = 0; n < 5; n++) await ek.send('out', new TextEncoder().encode(String(n)), { messageId: `away-${n}` });
+  } finally {
+    await ek.close();
+  }
+  const back = processes.start(AZURE_MODULE, { ...variables, HUB_DEVICE_ID: device }, { stdin: true });
+  for (let n = 0; n < 5; n++) {
+    await back.line((l) => parseEvent(l)?.messageId === `away-${n}`, 15_000, `input away-${n} after the return`);
+  }
 
   // A module the hub has no key for is refused, and the hub says so.
   const stranger = processes.start(
