@@ -20,7 +20,7 @@ import { methodsEndpoint } from './methods-endpoint.js';
 import { startWorkloadApi, type WorkloadApi } from './workload.js';
 
 export type { HubStats } from './gateway.js';
-export { deriveModuleKey, signSas } from './sas.js';
+export { deriveModuleKey, moduleResourceUri, signSas } from './sas.js';
 
 /** Options for {@link startHub}. */
 export interface HubOptions {

@@ -90,7 +90,11 @@ it('derives the Azure module’s key from its credential and logs its session in
   const hub = main(
     ['hub', ...common, '--mqtt-port', String(mqttPort), '--https-port', String(httpsPort), '--broker', broker.url],
     {
-      stdout: { write: (s: string) => void s.split('\n').forEach((l) => l && out.push(l)) },
+      stdout: {
+        write: (s: string) => {
+          for (const line of s.split('\n')) if (line) out.push(line);
+        },
+      },
       stderr: { write: (s: string) => (err += s) },
       readFile: (file) => readFileSync(file, 'utf8'),
       env: {},
