@@ -96,3 +96,32 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
+
+/**
+ * A counter whose `until(n)` resolves once `hit()` was called n times since; with `timeoutInMs`, it rejects (saying
+ * how far it got) when that takes longer, so a round that loses messages fails instead of hanging.
+ */
+export function counter(timeoutInMs?: number): { hit(): void; until(n: number): Promise<void> } {
+  let count = 0;
+  let target = Number.POSITIVE_INFINITY;
+  let reached: (() => void) | undefined;
+  return {
+    hit() {
+      if (++count === target) reached?.();
+    },
+    until(n: number): Promise<void> {
+      count = 0;
+      target = n;
+      return new Promise<void>((resolve, reject) => {
+        const timer =
+          timeoutInMs === undefined
+            ? undefined
+            : setTimeout(() => reject(new Error(`${count} of ${n} messages after ${timeoutInMs} ms`)), timeoutInMs);
+        reached = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    },
+  };
+}

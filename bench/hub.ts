@@ -39,7 +39,7 @@ import { mqtt } from 'edgekit/mqtt';
 import * as mqttjs from 'mqtt';
 import { startMosquitto } from '../test/integration/brokers/mosquitto.js';
 import { freePort } from '../test/integration/support/loopback.js';
-import { body256, fmt, median, table } from './common.js';
+import { body256, counter, fmt, median, table } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -151,32 +151,6 @@ async function startSender(connectionString: string, caFile: string): Promise<Se
   };
 }
 
-/** A counter that resolves `until(n)` once it reaches n. */
-function counter() {
-  let count = 0;
-  let target = Number.POSITIVE_INFINITY;
-  let reached: (() => void) | undefined;
-  return {
-    hit() {
-      if (++count === target) reached?.();
-    },
-    until(n: number): Promise<void> {
-      count = 0;
-      target = n;
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${count} of ${n} messages after ${ROUND_TIMEOUT_MS} ms`)),
-          ROUND_TIMEOUT_MS,
-        );
-        reached = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    },
-  };
-}
-
 // --------------------------------------------------------------------------------------------------------- the run
 
 interface Round {
@@ -242,7 +216,7 @@ try {
     onError: (error) => hubErrors.push(`${error.code}: ${error.message}`),
   });
   cleanups.unshift(() => hub.close());
-  const viaHub = counter();
+  const viaHub = counter(ROUND_TIMEOUT_MS);
   const sink = await connect(Sink, { deviceId: hubDevice, moduleId: 'sink', transport: mqtt({ url: broker.url }) });
   cleanups.unshift(() => sink.close());
   await sink.onInput('in', () => viaHub.hit());
@@ -254,7 +228,7 @@ try {
 
   // ---- raw: Azure sender → Mosquitto (TLS) → mqtt.js subscriber
   const rawDevice = `bench-raw-${process.pid}`;
-  const viaBroker = counter();
+  const viaBroker = counter(ROUND_TIMEOUT_MS);
   const subscriber = mqttjs.connect(broker.url, {
     protocolVersion: 5,
     clientId: `bench-raw-subscriber-${process.pid}`,

@@ -22,7 +22,7 @@ import { mqtt } from 'edgekit/mqtt';
 import * as mqttjs from 'mqtt';
 import { deployRoutes } from '../src/service/operations.js';
 import { startMosquitto } from '../test/integration/brokers/mosquitto.js';
-import { body256, compare, comparePrepared, fmt, median, table } from './common.js';
+import { body256, compare, comparePrepared, counter, fmt, median, table } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -71,25 +71,6 @@ function pump(n: number, window: number, send: (i: number) => Promise<unknown>):
     };
     launch();
   });
-}
-
-/** A counter that resolves `until(n)` once it reaches n. */
-function counter() {
-  let count = 0;
-  let target = Number.POSITIVE_INFINITY;
-  let reached: (() => void) | undefined;
-  return {
-    hit() {
-      if (++count === target) reached?.();
-    },
-    until(n: number): Promise<void> {
-      count = 0;
-      target = n;
-      return new Promise<void>((resolve) => {
-        reached = resolve;
-      });
-    },
-  };
 }
 
 /**

@@ -7,46 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { untypedModule } from '../core/contract.js';
 import { isEdgeKitError, messageOf } from '../errors.js';
 import type { Gateway } from './gateway.js';
+import { decodeSegment, readBody, sendJson } from './http.js';
 import { verifySasToken } from './sas.js';
 
 /** A request body holds at most a 128 KB payload and a few fields. */
 const MAX_BODY_BYTES = 160 * 1024;
 const PATH = /^\/twins\/([^/?]+)\/modules\/([^/?]+)\/methods\/?(?:\?.*)?$/;
 
-function answer(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function decode(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
+/** edgeHub answers with this content type. */
+const answer = (res: ServerResponse, status: number, body: unknown) => sendJson(res, status, body, { charset: true });
 
 /** The request handler of the hub's HTTPS server. */
 export function methodsEndpoint(gateway: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
@@ -56,8 +25,8 @@ export function methodsEndpoint(gateway: Gateway): (req: IncomingMessage, res: S
     if (!match)
       return answer(res, 404, { message: 'not found: this hub serves POST /twins/{device}/modules/{module}/methods' });
     if (req.method !== 'POST') return answer(res, 405, { message: 'use POST' });
-    const targetDevice = decode(match[1] as string);
-    const targetModule = decode(match[2] as string);
+    const targetDevice = decodeSegment(match[1] as string);
+    const targetModule = decodeSegment(match[2] as string);
     if (!targetDevice || !targetModule) return answer(res, 400, { message: 'the path is not valid URL encoding' });
 
     const header = req.headers['x-ms-edge-moduleid'];
@@ -85,7 +54,7 @@ export function methodsEndpoint(gateway: Gateway): (req: IncomingMessage, res: S
       return answer(res, 401, { message: `not authorized: ${verdict.reason}` });
     }
 
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     if (body === undefined) return answer(res, 413, { message: `the request is over ${MAX_BODY_BYTES} bytes` });
     let request: { methodName?: unknown; payload?: unknown; responseTimeoutInSeconds?: unknown };
     try {

@@ -9,6 +9,7 @@ import { chmod, lstat, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { EdgeKitError } from '../errors.js';
+import { decodeSegment, readBody, sendJson } from './http.js';
 
 /** Options for {@link startWorkloadApi}. */
 export interface WorkloadApiOptions {
@@ -61,7 +62,7 @@ export async function startWorkloadApi(options: WorkloadApiOptions): Promise<Wor
   await removeStaleSocket(socketPath);
   const server = createServer((req, res) => {
     handle(req, res, options).catch(() => {
-      if (!res.headersSent && !res.destroyed) reply(res, 500, { message: 'internal error' });
+      if (!res.headersSent && !res.destroyed) sendJson(res, 500, { message: 'internal error' });
       else res.destroy();
     });
   });
@@ -140,41 +141,41 @@ function someoneListens(socketPath: string): Promise<boolean> {
 async function handle(req: IncomingMessage, res: ServerResponse, options: WorkloadApiOptions): Promise<void> {
   const path = (req.url ?? '/').split('?', 1)[0]!;
   if (path === '/trust-bundle' && req.method === 'GET') {
-    reply(res, 200, { certificate: options.trustBundle });
+    sendJson(res, 200, { certificate: options.trustBundle });
     return;
   }
   const match = SIGN_PATH.exec(path);
-  const moduleId = match && decode(match[1]!);
-  const generationId = match && decode(match[2]!);
+  const moduleId = match && decodeSegment(match[1]!);
+  const generationId = match && decodeSegment(match[2]!);
   if (!moduleId || !generationId || req.method !== 'POST') {
-    reply(res, 404, { message: 'not found' });
+    sendJson(res, 404, { message: 'not found' });
     return;
   }
   if (options.generationId !== undefined && generationId !== options.generationId) {
-    reply(res, 404, { message: 'unknown module or generation id' });
+    sendJson(res, 404, { message: 'unknown module or generation id' });
     return;
   }
   const key = options.keyOf(moduleId);
   if (key === undefined) {
-    reply(res, 404, { message: 'unknown module or generation id' });
+    sendJson(res, 404, { message: 'unknown module or generation id' });
     return;
   }
 
-  const body = await readBody(req);
+  const body = await readBody(req, MAX_BODY_BYTES);
   if (body === undefined) {
     // The rest of the body is still on its way: answer, then drop the connection rather than read it all.
-    reply(res, 400, { message: `request body is over ${MAX_BODY_BYTES} bytes` }, { close: true });
+    sendJson(res, 400, { message: `request body is over ${MAX_BODY_BYTES} bytes` }, { close: true });
     return;
   }
   const request = parseSignRequest(body);
   if (typeof request === 'string') {
-    reply(res, 400, { message: request });
+    sendJson(res, 400, { message: request });
     return;
   }
   const digest = createHmac('sha256', Buffer.from(key, 'base64'))
     .update(Buffer.from(request.data, 'base64'))
     .digest('base64');
-  reply(res, 200, { digest });
+  sendJson(res, 200, { digest });
 }
 
 /** The sign request's fields, or what is wrong with it. */
@@ -191,38 +192,4 @@ function parseSignRequest(body: Buffer): { keyId: string; data: string } | strin
   if (algo !== 'HMACSHA256') return 'algo must be HMACSHA256';
   if (typeof data !== 'string' || !BASE64.test(data)) return 'data must be base64';
   return { keyId, data };
-}
-
-/** The whole body, or `undefined` as soon as it is known to be over the limit. */
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  if (Number(req.headers['content-length']) > MAX_BODY_BYTES) return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) resolve(undefined);
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function decode(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
-function reply(res: ServerResponse, status: number, body: object, { close = false } = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...(close ? { connection: 'close' } : {}),
-  });
-  res.end(text);
 }

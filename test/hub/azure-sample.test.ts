@@ -4,7 +4,7 @@
  * edgekit module standing in for the filter (its alerts in, the Azure module's summaries out) and the operator.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,11 @@ import { connect } from '../../src/connect.js';
 import { defineModule } from '../../src/core/contract.js';
 import type { InboundMessage, ModuleClient } from '../../src/core/types.js';
 import { type Hub, startHub } from '../../src/hub/index.js';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/service/certificates.js';
 import { connectService, type ServiceClient } from '../../src/service/client.js';
 import { MemoryBroker, memory } from '../../src/transports/memory/index.js';
 import { type ModuleProcess, useProcesses } from '../integration/mqtt/fixtures/child-process.js';
 import { Inbox } from '../integration/mqtt/support/wait.js';
+import { testTls, until } from './support.js';
 
 const AZURE_MODULE = fileURLToPath(new URL('../../examples/azure-module/index.js', import.meta.url));
 const COUNTER = 'azure-alert-counter';
@@ -49,24 +49,10 @@ const reading = (temperature: number): Reading => ({
   timeCreated: new Date().toISOString(),
 });
 
-/** Polls `read` until `done` holds of its value, or fails after `ms`. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('examples/azure-module through the hub (memory)', { timeout: 60_000 }, () => {
   const processes = useProcesses();
   const folder = mkdtempSync(path.join(tmpdir(), 'edgekit-azure-sample-'));
-  const ca = createCertificateAuthority({ commonName: 'edgekit azure sample test CA' });
-  const server = issueServerCertificate({ ca, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const caFile = path.join(folder, 'ca.pem');
-  writeFileSync(caFile, ca.cert);
+  const { ca, server, caFile } = testTls(folder, 'edgekit azure sample test CA');
   let hub: Hub | undefined;
   let service: ServiceClient | undefined;
   let ek: ModuleClient<typeof Ek> | undefined;

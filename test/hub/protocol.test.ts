@@ -62,25 +62,36 @@ afterEach(async () => {
   await hub.close();
 });
 
-async function raw(
-  moduleId: string,
-): Promise<{ client: mqttjs.MqttClient; messages: Inbox<{ topic: string; payload: string }> }> {
-  const client = await mqttjs.connectAsync({
+/** A raw MQTT 3.1.1 client of the hub, speaking as the Azure SDK does. */
+function connectOptions(clientId: string, username: string, password: string): mqttjs.IClientOptions {
+  return {
     protocol: 'mqtts',
     host: '127.0.0.1',
     port: hub.mqttPort,
     servername: 'localhost',
     ca: ca.cert,
     protocolVersion: 4,
-    clientId: `${deviceId}/${moduleId}`,
-    username: `${HUB}/${deviceId}/${moduleId}/?api-version=2021-04-12`,
-    password: signSas(
-      keys[moduleId] as string,
-      moduleResourceUri(HUB, deviceId, moduleId),
-      Math.floor(Date.now() / 1000) + 600,
-    ),
+    clientId,
+    username,
+    password,
     reconnectPeriod: 0,
-  });
+  };
+}
+
+async function raw(
+  moduleId: string,
+): Promise<{ client: mqttjs.MqttClient; messages: Inbox<{ topic: string; payload: string }> }> {
+  const client = await mqttjs.connectAsync(
+    connectOptions(
+      `${deviceId}/${moduleId}`,
+      `${HUB}/${deviceId}/${moduleId}/?api-version=2021-04-12`,
+      signSas(
+        keys[moduleId] as string,
+        moduleResourceUri(HUB, deviceId, moduleId),
+        Math.floor(Date.now() / 1000) + 600,
+      ),
+    ),
+  );
   clients.push(client);
   const messages = new Inbox<{ topic: string; payload: string }>();
   client.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString() }));
@@ -162,23 +173,10 @@ it('drops an output edgekit cannot carry (over 256 KiB), counted and reported, a
 
 it('refuses a token for another module, an expired one and a client id of another device', async () => {
   const attempt = (clientId: string, username: string, password: string) =>
-    mqttjs
-      .connectAsync({
-        protocol: 'mqtts',
-        host: '127.0.0.1',
-        port: hub.mqttPort,
-        servername: 'localhost',
-        ca: ca.cert,
-        protocolVersion: 4,
-        clientId,
-        username,
-        password,
-        reconnectPeriod: 0,
-      })
-      .then(
-        (c) => c.endAsync().then(() => 'connected'),
-        (e: Error) => e.message,
-      );
+    mqttjs.connectAsync(connectOptions(clientId, username, password)).then(
+      (c) => c.endAsync().then(() => 'connected'),
+      (e: Error) => e.message,
+    );
   const later = Math.floor(Date.now() / 1000) + 600;
   const user = (m: string) => `${HUB}/${deviceId}/${m}/?api-version=2021-04-12`;
   const tokenOfB = signSas(keys.b as string, moduleResourceUri(HUB, deviceId, 'b'), later);

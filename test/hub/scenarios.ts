@@ -5,7 +5,7 @@
  * RabbitMQ).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,10 @@ import { connect } from '../../src/connect.js';
 import { untypedModule } from '../../src/core/contract.js';
 import type { InboundMessage, ModuleClient } from '../../src/core/types.js';
 import { type Hub, startHub } from '../../src/hub/index.js';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/service/certificates.js';
 import { connectService, type ServiceClient } from '../../src/service/client.js';
 import type { Transport } from '../../src/transport.js';
 import { type ModuleProcess, parseEvent, useProcesses } from '../integration/mqtt/fixtures/child-process.js';
+import { testTls, until } from './support.js';
 
 const AZURE_MODULE = fileURLToPath(new URL('./fixtures/azure-module.cjs', import.meta.url));
 const HUB_HOST = 'hub.example.net';
@@ -59,10 +59,7 @@ const into = (module: string, input: string) => `INTO BrokeredEndpoint("/modules
 function useWorld(environment: HubEnvironment) {
   const processes = useProcesses();
   const folder = mkdtempSync(path.join(tmpdir(), 'edgekit-hub-test-'));
-  const ca = createCertificateAuthority({ commonName: 'edgekit hub test CA' });
-  const server = issueServerCertificate({ ca, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const caFile = path.join(folder, 'ca.pem');
-  writeFileSync(caFile, ca.cert);
+  const { ca, server, caFile } = testTls(folder, 'edgekit hub test CA');
   let hub: Hub | undefined;
   let service: ServiceClient | undefined;
   const clients: ModuleClient<typeof untypedModule>[] = [];
@@ -196,17 +193,6 @@ function inbox(client: ModuleClient<typeof untypedModule>, input: string) {
 }
 
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
-
-/** Polls `read` until `done` holds of its value, or fails after `ms`. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** The scenarios every transport runs. */
 export function hubScenarios(environment: HubEnvironment): void {
