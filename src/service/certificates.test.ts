@@ -25,6 +25,25 @@ import {
   issueServerCertificate,
 } from './certificates.js';
 
+/** An end certificate `issued` by `caCert`: signed by it, not a CA, its key, its serial and a year of validity. */
+function expectIssuedBy(
+  issued: { readonly key: string; readonly serialNumber: string; readonly notAfter: Date },
+  cert: X509Certificate,
+  caCert: X509Certificate,
+  keyType: string,
+  before: number,
+): void {
+  expect(cert.issuer).toBe(caCert.subject);
+  expect(cert.checkIssued(caCert)).toBe(true);
+  expect(cert.verify(caCert.publicKey)).toBe(true);
+  expect(cert.ca).toBe(false);
+  expect(cert.checkPrivateKey(createPrivateKey(issued.key))).toBe(true);
+  expect(cert.publicKey.asymmetricKeyType).toBe(keyType);
+  expect(cert.serialNumber).toBe(issued.serialNumber);
+  expect(Date.parse(cert.validTo)).toBe(issued.notAfter.getTime());
+  expect(issued.notAfter.getTime()).toBeGreaterThanOrEqual(before + 365 * 86_400_000 - 1_000);
+}
+
 const folder = tempFolder('edgekit-certificates-');
 afterAll(() => folder.remove());
 afterEach(() => vi.useRealTimers());
@@ -89,15 +108,7 @@ describe('issueClientCertificate', () => {
         const caCert = new X509Certificate(made.cert);
 
         expect(cert.subject).toBe('CN=gw-1/filter');
-        expect(cert.issuer).toBe(caCert.subject);
-        expect(cert.checkIssued(caCert)).toBe(true);
-        expect(cert.verify(caCert.publicKey)).toBe(true);
-        expect(cert.ca).toBe(false);
-        expect(cert.checkPrivateKey(createPrivateKey(issued.key))).toBe(true);
-        expect(cert.publicKey.asymmetricKeyType).toBe(keyType);
-        expect(cert.serialNumber).toBe(issued.serialNumber);
-        expect(Date.parse(cert.validTo)).toBe(issued.notAfter.getTime());
-        expect(issued.notAfter.getTime()).toBeGreaterThanOrEqual(before + 365 * 86_400_000 - 1_000);
+        expectIssuedBy(issued, cert, caCert, keyType, before);
         expect(issued.notAfter.getTime()).toBeLessThanOrEqual(Date.now() + 365 * 86_400_000);
         // Backdated a little for brokers whose clock is behind, but valid now.
         expect(Date.parse(cert.validFrom)).toBeLessThan(before - 60_000);
@@ -649,15 +660,7 @@ describe('issueServerCertificate', () => {
         const caCert = new X509Certificate(made.cert);
 
         expect(cert.subject).toBe('CN=localhost');
-        expect(cert.issuer).toBe(caCert.subject);
-        expect(cert.checkIssued(caCert)).toBe(true);
-        expect(cert.verify(caCert.publicKey)).toBe(true);
-        expect(cert.ca).toBe(false);
-        expect(cert.checkPrivateKey(createPrivateKey(issued.key))).toBe(true);
-        expect(cert.publicKey.asymmetricKeyType).toBe(keyType);
-        expect(cert.serialNumber).toBe(issued.serialNumber);
-        expect(Date.parse(cert.validTo)).toBe(issued.notAfter.getTime());
-        expect(issued.notAfter.getTime()).toBeGreaterThanOrEqual(before + 365 * 86_400_000 - 1_000);
+        expectIssuedBy(issued, cert, caCert, keyType, before);
         expect(Date.parse(cert.validFrom)).toBeLessThan(before - 60_000);
 
         expect(cert.subjectAltName).toBe(
