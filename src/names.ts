@@ -30,6 +30,11 @@ export function checkName(kind: NameKind, value: unknown): string {
   return value;
 }
 
+/** Whether `value` is a valid name (what {@link checkName} accepts), for text from the wire that is refused, not thrown on. */
+export function isName(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_NAME_LENGTH && NAME.test(value);
+}
+
 /** The first segment of an operator's identity: never a device id (names cannot hold `$`). */
 export const OPERATOR = '$operator';
 
@@ -75,10 +80,6 @@ export function checkIdentity(value: unknown): Identity {
     );
   }
   return value as Identity;
-}
-
-function isName(value: string): boolean {
-  return value.length > 0 && value.length <= MAX_NAME_LENGTH && NAME.test(value);
 }
 
 /** Broker addresses and retained keys used by the core. Transports treat them as opaque `/`-separated paths. */

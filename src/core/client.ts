@@ -59,6 +59,7 @@ import {
   decodeMethodResponse,
   decodePresence,
   decodeRouteTable,
+  EDGEKIT_SDK,
   type MethodResponseWire,
   type Presence,
   presenceClosed,
@@ -98,8 +99,12 @@ export type AnyMethodHandler = (
   context: MethodContext,
 ) => Promise<MethodAnswer<unknown>>;
 
+/** @internal What the module's presence names as its software (the hub: the Azure SDK's), printable ASCII. */
+export const presenceSdk: unique symbol = Symbol('edgekit.presenceSdk');
+
 /** @internal Options the test hub and the Azure IoT Edge hub may add. */
 export interface InternalConnectOptions extends ConnectOptions {
+  readonly [presenceSdk]?: string;
   readonly [observeSends]?: SendObserver;
   readonly [observeRoutes]?: (table: RouteTable) => void;
   readonly [serveAnyMethod]?: AnyMethodHandler;
@@ -206,6 +211,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
   private readonly observer: SendObserver | undefined;
   private readonly routesObserver: ((table: RouteTable) => void) | undefined;
   private readonly anyMethod: AnyMethodHandler | undefined;
+  private readonly sdk: string;
 
   private conn: TransportConnection | undefined;
   /** Increments on every new connection; deliveries of an older one are not processed. */
@@ -304,6 +310,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     this.observer = options[observeSends];
     this.routesObserver = options[observeRoutes];
     this.anyMethod = options[serveAnyMethod];
+    this.sdk = options[presenceSdk] ?? EDGEKIT_SDK;
     this.methodSlots = new Semaphore(this.opts.methodConcurrency);
 
     // Internal bindings, re-established on every connection: routes, desired properties, methods.
@@ -352,7 +359,10 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     }
     if (state === 'online') return;
     void conn
-      .setRetained(addresses.presence(this.deviceId, this.moduleId), toJsonBytes(presenceOnline(this.clock.now())))
+      .setRetained(
+        addresses.presence(this.deviceId, this.moduleId),
+        toJsonBytes(presenceOnline(this.clock.now(), this.sdk)),
+      )
       .catch(() => undefined);
   }
 
@@ -444,7 +454,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       identity: moduleIdentity(this.deviceId, this.moduleId),
       will: {
         key: addresses.presence(this.deviceId, this.moduleId),
-        value: toJsonBytes(presenceLost(this.clock.now())),
+        value: toJsonBytes(presenceLost(this.clock.now(), this.sdk)),
       },
       timeoutInMs,
       abortSignal: signal,
@@ -501,7 +511,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
     if (abandoned()) throw closedWhileConnecting();
     await conn.setRetained(
       addresses.presence(this.deviceId, this.moduleId),
-      toJsonBytes(presenceOnline(this.clock.now())),
+      toJsonBytes(presenceOnline(this.clock.now(), this.sdk)),
     );
     if (abandoned()) throw closedWhileConnecting();
     if (this.everConnected) this.counters.reconnects++;
@@ -675,7 +685,7 @@ export class ModuleClientImpl<C extends ModuleContract> implements ModuleClient<
       await this.until(
         conn.setRetained(
           addresses.presence(this.deviceId, this.moduleId),
-          toJsonBytes(presenceClosed(this.clock.now())),
+          toJsonBytes(presenceClosed(this.clock.now(), this.sdk)),
         ),
         deadline,
       );

@@ -31,7 +31,7 @@ export interface Presence {
   readonly state: 'online' | 'offline';
   /** Epoch ms of the change, when the writer knew it (a broker-written last will has none). */
   readonly since?: number;
-  /** `edgekit/<version>` of the client that wrote it. */
+  /** `edgekit/<version>` of the client that wrote it (for an Azure module through the hub, its SDK and the hub's). */
   readonly sdk: string;
   /** Why it went offline: `closed` (graceful) or `connection-lost` (last will). */
   readonly reason?: 'closed' | 'connection-lost';
@@ -39,21 +39,20 @@ export interface Presence {
   readonly connectedAt?: number;
 }
 
-export const presenceOnline = (now: number): Presence => ({
-  state: 'online',
-  since: now,
-  sdk: `edgekit/${SDK_VERSION}`,
-});
-export const presenceClosed = (now: number): Presence => ({
+/** What a presence names as its writer: edgekit's version. */
+export const EDGEKIT_SDK = `edgekit/${SDK_VERSION}`;
+
+export const presenceOnline = (now: number, sdk = EDGEKIT_SDK): Presence => ({ state: 'online', since: now, sdk });
+export const presenceClosed = (now: number, sdk = EDGEKIT_SDK): Presence => ({
   state: 'offline',
   since: now,
-  sdk: `edgekit/${SDK_VERSION}`,
+  sdk,
   reason: 'closed',
 });
 /** The last will of a connection made at `connectedAt`. */
-export const presenceLost = (connectedAt: number): Presence => ({
+export const presenceLost = (connectedAt: number, sdk = EDGEKIT_SDK): Presence => ({
   state: 'offline',
-  sdk: `edgekit/${SDK_VERSION}`,
+  sdk,
   reason: 'connection-lost',
   connectedAt,
 });

@@ -15,10 +15,12 @@
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { deferred } from '../core/async.js';
-import { type AnyMethodHandler, ModuleClientImpl, observeRoutes, serveAnyMethod } from '../core/client.js';
+import { type AnyMethodHandler, ModuleClientImpl, observeRoutes, presenceSdk, serveAnyMethod } from '../core/client.js';
 import { untypedModule } from '../core/contract.js';
 import type { InboundMessage, MethodAnswer, MethodContext, Registration } from '../core/types.js';
+import { EDGEKIT_SDK } from '../core/wire.js';
 import { EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
+import { isName } from '../names.js';
 import type { RouteTable } from '../routing/index.js';
 import type { Transport } from '../transport.js';
 import {
@@ -102,6 +104,7 @@ class Session {
   /** Inputs go to the module one at a time, as edgeHub sends them. */
   private lane: Promise<unknown> = Promise.resolve();
   private awaitingAck: (() => void) | undefined;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly methodCalls = new Map<string, (answer: MethodAnswer<unknown>) => void>();
   private nextRid = 0;
 
@@ -214,6 +217,8 @@ class Session {
     });
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
+        this.ackTimer = undefined;
+        if (this.ended) return;
         this.awaitingAck = undefined;
         this.gateway.count('inputTimeouts');
         this.gateway.report(
@@ -223,8 +228,10 @@ class Session {
         this.client.close();
       }, inputAckTimeoutInMs);
       timer.unref();
+      this.ackTimer = timer;
       this.awaitingAck = () => {
         clearTimeout(timer);
+        this.ackTimer = undefined;
         this.awaitingAck = undefined;
         this.gateway.count('inputs');
         resolve();
@@ -245,6 +252,9 @@ class Session {
         status: 501,
         payload: { message: `${this.moduleId} does not serve direct methods (it has not subscribed to them)` },
       });
+    }
+    if (!isName(method)) {
+      return Promise.resolve({ status: 400, payload: { message: 'the method name is not valid' } });
     }
     const rid = (++this.nextRid).toString(16);
     return new Promise<MethodAnswer<unknown>>((resolve, reject) => {
@@ -344,6 +354,7 @@ class Session {
     if (this.ended) return;
     this.ended = true;
     this.awaitingAck = undefined;
+    clearTimeout(this.ackTimer);
     for (const answer of [...this.methodCalls.values()]) {
       answer({ status: 503, payload: { message: `${this.moduleId} disconnected before it answered` } });
     }
@@ -351,10 +362,28 @@ class Session {
   }
 }
 
+/**
+ * What the module's presence names as its software: the SDK the user name's `DeviceClientType` names (its first
+ * token, e.g. `azure-iot-device/1.18.4`), through this hub.
+ */
+function clientSoftware(username: string): string {
+  const query = username.indexOf('?');
+  let product = '';
+  if (query >= 0) {
+    try {
+      product = (new URLSearchParams(username.slice(query + 1)).get('DeviceClientType') ?? '').split(' ')[0] ?? '';
+    } catch {
+      product = '';
+    }
+  }
+  product = product.replace(/[^A-Za-z0-9._/-]/g, '').slice(0, 60);
+  return `${product || 'azure-iot-sdk'} via ${EDGEKIT_SDK.replace('edgekit/', 'edgekit-hub/')}`;
+}
+
 /** Splits an Azure client id `{device}/{module}`. */
 function identityOf(clientId: string): { deviceId: string; moduleId: string } | undefined {
   const parts = clientId.split('/');
-  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  if (parts.length !== 2 || !isName(parts[0]) || !isName(parts[1])) return undefined;
   return { deviceId: parts[0], moduleId: parts[1] };
 }
 
@@ -390,6 +419,17 @@ export class Gateway {
       this.options.onError(new EdgeKitError(code, text, cause === undefined ? {} : { cause }));
     } catch {
       // a throwing onError must not break the gateway
+    }
+  }
+
+  /** A module's key, or `undefined` when it has none (or reading it failed: reported). */
+  keyOf(moduleId: string): string | undefined {
+    try {
+      const key = this.options.keyOf(moduleId);
+      return typeof key === 'string' && key.length > 0 ? key : undefined;
+    } catch (error) {
+      this.report('invalid-configuration', `the key of ${moduleId} could not be read`, error);
+      return undefined;
     }
   }
 
@@ -465,7 +505,7 @@ export class Gateway {
     if (typeof username !== 'string' || !username.startsWith(expectedUser)) {
       return refuse(BAD_USERNAME_OR_PASSWORD, `the user name must start with ${expectedUser}`);
     }
-    const key = this.options.keyOf(identity.moduleId);
+    const key = this.keyOf(identity.moduleId);
     if (key === undefined) return refuse(NOT_AUTHORIZED, `module ${identity.moduleId} has no key on this hub`);
     const verdict = verifySasToken(password?.toString('utf8'), {
       hubHostName,
@@ -476,7 +516,7 @@ export class Gateway {
     });
     if (!verdict.ok) return refuse(BAD_USERNAME_OR_PASSWORD, verdict.reason);
     try {
-      await this.open(client, identity.moduleId);
+      await this.open(client, identity.moduleId, clientSoftware(username));
     } catch (error) {
       this.report('connection-failed', `the edgekit session of ${identity.moduleId} could not start`, error);
       throw authError(SERVER_UNAVAILABLE, 'the hub cannot reach its broker');
@@ -494,12 +534,14 @@ export class Gateway {
     return run;
   }
 
-  private open(client: Client, moduleId: string): Promise<void> {
+  private open(client: Client, moduleId: string, sdk: string): Promise<void> {
     return this.inLane(moduleId, async () => {
       const previous = this.sessions.get(moduleId);
       if (previous) {
-        // A reconnect before the old connection was noticed dead: the old one goes first (aedes closes its socket).
+        // A reconnect before the old connection was noticed dead: the old one goes first, also when this one then
+        // fails (MQTT-3.1.4-2; aedes itself would close it only once the new one is accepted).
         this.sessions.delete(moduleId);
+        previous.client.close();
         await previous.end();
       }
       const session = new Session(client, moduleId, this);
@@ -510,6 +552,7 @@ export class Gateway {
         onError: (error) => this.options.onError(error),
         [observeRoutes]: (table) => session.onRoutes(table),
         [serveAnyMethod]: session.callMethod,
+        [presenceSdk]: sdk,
       });
       session.edge = edge;
       this.sessions.set(moduleId, session);
@@ -542,6 +585,13 @@ export class Gateway {
     const session = this.live(client);
     if (!session) throw new EdgeKitError('closed', `${client.id} has no session`);
     const { topic } = packet;
+    // What is let through goes on into aedes' own bus, where nothing forwards it; it must not be kept either.
+    packet.retain = false;
+    if (topic.startsWith('$SYS')) {
+      // aedes acts on some $SYS topics itself (a "new client" notice closes that client): never from a module.
+      this.count('unknownTopics');
+      throw new EdgeKitError('not-authorized', `${client.id} published to ${JSON.stringify(topic.slice(0, 200))}`);
+    }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const output = parseOutputTopic(topic);
     if (output) {

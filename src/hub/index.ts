@@ -7,8 +7,8 @@
  * @packageDocumentation
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import type { AddressInfo, Socket } from 'node:net';
+import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { Aedes } from 'aedes';
 import { EdgeKitError } from '../errors.js';
 import { checkName } from '../names.js';
@@ -143,12 +143,26 @@ export async function startHub(options: HubOptions): Promise<Hub> {
   const { keys, tls } = options;
   let keyOf: (moduleId: string) => string | undefined;
   if (typeof keys === 'function') keyOf = keys;
-  else if (typeof keys === 'object' && keys !== null) keyOf = (m) => (Object.hasOwn(keys, m) ? keys[m] : undefined);
-  else throw new TypeError('startHub: keys must be a { moduleId: base64Key } map or a function');
+  else if (typeof keys === 'object' && keys !== null) {
+    for (const [moduleId, key] of Object.entries(keys)) {
+      if (typeof key !== 'string' || key.length === 0) {
+        throw new TypeError(`startHub: keys["${moduleId}"] must be a base64 key (a non-empty string)`);
+      }
+    }
+    keyOf = (m) => (Object.hasOwn(keys, m) ? keys[m] : undefined);
+  } else throw new TypeError('startHub: keys must be a { moduleId: base64Key } map or a function');
   if (typeof tls !== 'object' || tls === null || typeof tls.cert !== 'string' || typeof tls.key !== 'string') {
     throw new TypeError('startHub: tls must be { cert, key } (PEM text), with an optional ca');
   }
   if (tls.ca !== undefined && typeof tls.ca !== 'string') throw new TypeError('startHub: tls.ca must be PEM text');
+  const tlsOptions = { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) };
+  try {
+    createSecureContext(tlsOptions);
+  } catch (error) {
+    throw new RangeError(`startHub: tls is not a usable certificate, key and CA: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   const transport = options.transport ?? memory();
   let transportFor: (moduleId: string) => Transport | Promise<Transport>;
   if (typeof transport === 'function') transportFor = transport;
@@ -187,24 +201,36 @@ export async function startHub(options: HubOptions): Promise<Hub> {
   });
   const aedes = await createBroker({ heartbeatInterval: 60_000 });
   gateway.attach(aedes);
-  const tlsOptions = { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) };
+  // Every socket of the MQTT server, so closing never waits on one aedes no longer handles (a handshake in progress,
+  // a CONNECT that arrived as aedes closed).
+  const sockets = new Set<Socket>();
   const mqttServer = createTlsServer(tlsOptions, (socket) => aedes.handle(socket));
-  // A client that fails the handshake never reached the protocol: nothing to report per message.
-  mqttServer.on('tlsClientError', () => {});
+  mqttServer.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const httpsServer = createHttpsServer(tlsOptions, methodsEndpoint(gateway));
-  httpsServer.on('tlsClientError', () => {});
+  for (const server of [mqttServer, httpsServer]) {
+    // A client that fails the handshake never reached the protocol: nothing to report per message.
+    server.on('tlsClientError', () => {});
+  }
   let workload: WorkloadApi | undefined;
   const stop = async () => {
     // Stop listening first; the servers finish closing once aedes has closed every client connection.
     const servers = Promise.all([closeServer(mqttServer), closeServer(httpsServer)]);
     await gateway.close();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    for (const socket of sockets) socket.destroy();
     await servers;
     await workload?.close();
   };
   try {
     const boundMqtt = await listen(mqttServer, mqttPort, host);
     const boundHttps = await listen(httpsServer, httpsPort, host);
+    // Accept errors after start (EMFILE, …) are reported, never thrown.
+    for (const server of [mqttServer, httpsServer]) {
+      server.on('error', (error) => gateway.report('transport-error', 'the hub could not accept a connection', error));
+    }
     if (options.workloadSocket !== undefined) {
       workload = await startWorkloadApi({ socketPath: options.workloadSocket, keyOf, trustBundle: tls.ca ?? tls.cert });
     }

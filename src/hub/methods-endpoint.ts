@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { untypedModule } from '../core/contract.js';
 import { isEdgeKitError, messageOf } from '../errors.js';
+import { isName } from '../names.js';
 import type { Gateway } from './gateway.js';
 import { decodeSegment, readBody, sendJson } from './http.js';
 import { verifySasToken } from './sas.js';
@@ -27,18 +28,20 @@ export function methodsEndpoint(gateway: Gateway): (req: IncomingMessage, res: S
     if (req.method !== 'POST') return answer(res, 405, { message: 'use POST' });
     const targetDevice = decodeSegment(match[1] as string);
     const targetModule = decodeSegment(match[2] as string);
-    if (!targetDevice || !targetModule) return answer(res, 400, { message: 'the path is not valid URL encoding' });
+    if (!isName(targetDevice) || !isName(targetModule)) {
+      return answer(res, 400, { message: 'the path does not name a device and a module' });
+    }
 
     const header = req.headers['x-ms-edge-moduleid'];
     const caller = typeof header === 'string' ? header.split('/') : [];
-    if (caller.length !== 2 || !caller[0] || !caller[1]) {
+    if (caller.length !== 2 || !isName(caller[0]) || !isName(caller[1])) {
       return answer(res, 400, { message: 'the x-ms-edge-moduleId header must name the caller as <device>/<module>' });
     }
     const [callerDevice, callerModule] = caller as [string, string];
     if (callerDevice !== deviceId) {
       return answer(res, 401, { message: 'Only modules on the same device can invoke DirectMethods' });
     }
-    const key = gateway.options.keyOf(callerModule);
+    const key = gateway.keyOf(callerModule);
     const verdict =
       key === undefined
         ? ({ ok: false, reason: `module ${callerModule} has no key on this hub` } as const)

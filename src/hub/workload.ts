@@ -9,6 +9,7 @@ import { chmod, lstat, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { EdgeKitError } from '../errors.js';
+import { isName } from '../names.js';
 import { decodeSegment, readBody, sendJson } from './http.js';
 
 /** Options for {@link startWorkloadApi}. */
@@ -147,7 +148,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Worklo
   const match = SIGN_PATH.exec(path);
   const moduleId = match && decodeSegment(match[1]!);
   const generationId = match && decodeSegment(match[2]!);
-  if (!moduleId || !generationId || req.method !== 'POST') {
+  if (!isName(moduleId) || !generationId || req.method !== 'POST') {
     sendJson(res, 404, { message: 'not found' });
     return;
   }

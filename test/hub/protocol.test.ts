@@ -187,3 +187,37 @@ it('refuses a token for another module, an expired one and a client id of anothe
   expect(hub.stats().refused).toBe(3);
   expect(hub.connected()).toEqual([]);
 });
+
+it('closes a module that publishes to $SYS, which aedes would act on, and leaves the others connected', async () => {
+  const a = await raw('a');
+  const b = await raw('b');
+  await b.client.subscribeAsync('$iothub/twin/res/#', { qos: 0 });
+  const closed = new Promise<void>((resolve) => a.client.once('close', () => resolve()));
+  // In aedes, this notice makes it close the named client (another broker "took it over").
+  a.client.publish('$SYS/other-broker/new/clients', `${deviceId}/b`, { qos: 0 });
+  await closed;
+  await b.client.publishAsync('$iothub/twin/GET/?$rid=after', ' ');
+  const answer = await b.messages.find((m) => m.topic.endsWith('?$rid=after'), 5_000, 'b still answered');
+  expect(answer.topic).toMatch(/^\$iothub\/twin\/res\/200\//);
+  expect(hub.stats().unknownTopics).toBe(1);
+  expect(hub.connected()).toEqual(['b']);
+});
+
+it('refuses unusable TLS material and keys at start, with the option named', async () => {
+  const options = {
+    deviceId: 'd',
+    keys: {},
+    tls: { cert: server.cert, key: server.key },
+    mqttPort: 0,
+    httpsPort: 0,
+  };
+  await expect(startHub({ ...options, tls: { cert: 'not a certificate', key: server.key } })).rejects.toThrow(
+    /startHub: tls is not a usable certificate/,
+  );
+  await expect(startHub({ ...options, tls: { cert: server.cert, key: ca.key } })).rejects.toThrow(RangeError);
+  await expect(startHub({ ...options, keys: { a: 42 as unknown as string } })).rejects.toThrow(
+    'startHub: keys["a"] must be a base64 key',
+  );
+  await expect(startHub({ ...options, mqttPort: 70_000 })).rejects.toThrow(RangeError);
+  await expect(startHub({ ...options, deviceId: 'a/b' })).rejects.toThrow(RangeError);
+});

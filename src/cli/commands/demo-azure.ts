@@ -137,7 +137,14 @@ export async function startAzureSample(options: {
   };
   lines(child.stdout);
   lines(child.stderr);
-  const exited = new Promise<void>((resolve) => child?.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    child?.once('exit', () => resolve());
+    // A failed spawn (no process) ends it too.
+    child?.once('error', (error) => {
+      log('azure', `could not run ${script}: ${error.message}`);
+      resolve();
+    });
+  });
   return {
     async stop() {
       if (child?.exitCode === null && child.signalCode === null && child.pid !== undefined) {

@@ -135,7 +135,11 @@ class HubState {
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
       throw new EdgeKitError('invalid-configuration', `${file} must be an object of module ids to base64 keys`);
     }
-    return Object.fromEntries(Object.entries(json).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    // A map without a prototype: a module named "constructor" has no key unless the file gives it one.
+    return Object.assign(
+      Object.create(null) as Record<string, string>,
+      Object.fromEntries(Object.entries(json).filter((e): e is [string, string] => typeof e[1] === 'string')),
+    );
   }
 
   /** The module's key, created (32 random bytes) if it has none. */

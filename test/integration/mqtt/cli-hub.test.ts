@@ -121,7 +121,13 @@ it('runs an unmodified Azure module from the environment `hub env` prints, drive
     {
       deviceId: device,
       modules: [
-        { moduleId: 'azure', state: 'online', deployed: true },
+        // The presence names the module's own SDK, through the hub.
+        {
+          moduleId: 'azure',
+          state: 'online',
+          deployed: true,
+          sdk: expect.stringMatching(/^azure-iot-device\/1\.18\.\d+ via edgekit-hub\/\d/),
+        },
         { moduleId: 'ek', state: 'unknown', deployed: true },
       ],
     },
