@@ -100,8 +100,8 @@ describe('sign', () => {
   });
 
   test('accepts any generation id when none is configured, and a percent-encoded module id', async () => {
-    await start({ generationId: undefined, keyOf: (m) => (m === 'mod A' ? KEY : undefined) });
-    const answer = await call(socketPath, 'POST', '/modules/mod%20A/genid/whatever/sign', signBody('x'));
+    await start({ generationId: undefined, keyOf: (m) => (m === 'mod:A' ? KEY : undefined) });
+    const answer = await call(socketPath, 'POST', '/modules/mod%3AA/genid/whatever/sign', signBody('x'));
     expect(answer.status).toBe(200);
   });
 
@@ -112,6 +112,9 @@ describe('sign', () => {
     ['an extra level', 'POST', '/modules/modA/genid/gen1/sign/x'],
     ['an empty module id', 'POST', '/modules//genid/gen1/sign'],
     ['a bad escape', 'POST', '/modules/%zz/genid/gen1/sign'],
+    // Never a key looked up (or a credential file read) for a name that is no module id, such as "../x".
+    ['a module id with a slash', 'POST', '/modules/..%2FmodA/genid/gen1/sign'],
+    ['a module id with a space', 'POST', '/modules/mod%20A/genid/gen1/sign'],
     ['an unknown route', 'GET', '/modules'],
     ['the root', 'GET', '/'],
     ['POST on the trust bundle', 'POST', '/trust-bundle'],
