@@ -25,6 +25,18 @@ import {
   issueServerCertificate,
 } from './certificates.js';
 
+/** What openssl shows of an end certificate: v3, not a CA, the key usages of its key type, TLS client or server. */
+function expectEndCertificateText(shown: string, keyType: string, usage: 'Client' | 'Server'): void {
+  expect(shown).toMatch(/Version: 3 \(0x2\)/);
+  expect(shown).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
+  expect(shown).toMatch(
+    keyType === 'rsa'
+      ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/
+      : /Key Usage: critical\s+Digital Signature\n/,
+  );
+  expect(shown).toMatch(new RegExp(`Extended Key Usage: \\s*TLS Web ${usage} Authentication\\n`));
+}
+
 /** An end certificate `issued` by `caCert`: signed by it, not a CA, its key, its serial and a year of validity. */
 function expectIssuedBy(
   issued: { readonly key: string; readonly serialNumber: string; readonly notAfter: Date },
@@ -114,14 +126,7 @@ describe('issueClientCertificate', () => {
         expect(Date.parse(cert.validFrom)).toBeLessThan(before - 60_000);
 
         const shown = text(issued.cert);
-        expect(shown).toMatch(/Version: 3 \(0x2\)/);
-        expect(shown).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
-        expect(shown).toMatch(
-          keyType === 'rsa'
-            ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/
-            : /Key Usage: critical\s+Digital Signature\n/,
-        );
-        expect(shown).toMatch(/Extended Key Usage: \s*TLS Web Client Authentication\n/);
+        expectEndCertificateText(shown, keyType, 'Client');
         expect(shown).toMatch(/Subject Key Identifier: \s*[0-9A-F:]{59}\n/);
         expect(shown).toContain(`Authority Key Identifier: \n                ${skiOf(made)}\n`);
         expect(shown).toContain(`Signature Algorithm: ${algorithm}`);
@@ -675,14 +680,7 @@ describe('issueServerCertificate', () => {
         expect(cert.checkIP('127.0.0.2')).toBeUndefined();
 
         const shown = text(issued.cert);
-        expect(shown).toMatch(/Version: 3 \(0x2\)/);
-        expect(shown).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
-        expect(shown).toMatch(
-          keyType === 'rsa'
-            ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/
-            : /Key Usage: critical\s+Digital Signature\n/,
-        );
-        expect(shown).toMatch(/Extended Key Usage: \s*TLS Web Server Authentication\n/);
+        expectEndCertificateText(shown, keyType, 'Server');
         expect(shown).toMatch(
           /Subject Alternative Name: \s*DNS:localhost, DNS:hub.local, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1\n/,
         );
