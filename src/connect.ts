@@ -176,6 +176,9 @@ const ENVIRONMENT_LABELS: BrokerSettingLabels = {
   keyFile: 'EDGEKIT_KEY_FILE',
 };
 
+/** The URL scheme families edgekit has transports for (each from its own entry point). */
+const KNOWN_FAMILIES: ReadonlySet<string> = new Set(['mqtt', 'amqp']);
+
 /**
  * @internal The transport for broker settings: the factory of the URL's scheme family (`mqtts:` → `mqtt`), given
  * the URL, credentials and the TLS files' contents. Every problem (bad URL, unreadable file, no factory for the
@@ -236,7 +239,9 @@ export async function transportFromSettings(
   const factory = options.transports[family];
   if (!factory) {
     problems.push(
-      `${labels.url} uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`,
+      KNOWN_FAMILIES.has(family)
+        ? `${labels.url} uses ${scheme}: but no ${family} transport was given; pass { transports: { ${family} } } from 'edgekit/${family}'`
+        : `${labels.url} uses ${scheme}:, which edgekit does not speak: use mqtt://, mqtts://, amqp://, amqps:// or memory:`,
     );
     return undefined;
   }

@@ -66,6 +66,21 @@ describe('edgekit main', () => {
     expect(t.err()).toContain('no broker: pass --broker <url> or set EDGEKIT_BROKER_URL');
   });
 
+  it('says where a JSON manifest or argument breaks (line and column), and names the schemes edgekit speaks', async () => {
+    const t = io({ 'cut.json': '{\n  "modulesContent": {\n    "$edgeAgent": ', 'bad.json': '{\n  "a": 1,,\n}' });
+    expect(await main(['deploy', 'cut.json', '--device', 'gw', '--broker', 'memory:'], t.streams)).toBe(1);
+    expect(t.err()).toContain('cut.json is not valid JSON: line 3, column 19: the text ends too early');
+    expect(await main(['identities', 'bad.json', '--device', 'gw', '--out', '/nonexistent/x'], t.streams)).toBe(1);
+    expect(t.err()).toContain('bad.json is not valid JSON: line 2, column 10: Expected double-quoted property name');
+    expect(await main(['invoke', 'gw/m', 'reset', '{"a":', '--broker', 'memory:'], t.streams)).toBe(2);
+    expect(t.err()).toContain('the argument is not valid JSON: line 1, column 6: the text ends too early');
+    expect(await main(['status', '--broker', 'http://127.0.0.1:8080'], t.streams)).toBeGreaterThan(0);
+    expect(t.err()).toContain(
+      'uses http:, which edgekit does not speak: use mqtt://, mqtts://, amqp://, amqps:// or memory:',
+    );
+    expect(t.err()).not.toContain('edgekit/http');
+  });
+
   it('never prints a broker password, and still says what is wrong with the broker URL', async () => {
     for (const [argv, says] of [
       [['status', '--broker', 'mqtt://u:Zq7Wv4@127.0.0.1:1/x?y'], /must not have a path, query or fragment/],

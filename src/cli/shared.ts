@@ -141,11 +141,35 @@ export function moduleArgument(value: string | undefined, what = '<device>/<modu
 
 /** The JSON of a manifest file named on the command line; `invalid-configuration` when it cannot be read. */
 export function readJsonFile(file: string, io: CliIo): unknown {
+  let text: string;
   try {
-    return JSON.parse(io.readFile(file));
+    text = io.readFile(file);
   } catch (error) {
-    throw new EdgeKitError('invalid-configuration', `cannot read ${file} as JSON: ${messageOf(error)}`);
+    throw new EdgeKitError('invalid-configuration', `cannot read ${file}: ${messageOf(error)}`);
   }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new EdgeKitError('invalid-configuration', `${file} is not valid JSON: ${jsonErrorAt(text, error)}`);
+  }
+}
+
+/**
+ * A JSON.parse error with the line and column it points at (1-based), which V8 gives only as an offset — or at the
+ * end of the text when the text stops short ("Unexpected end of JSON input").
+ */
+export function jsonErrorAt(text: string, error: unknown): string {
+  const message = messageOf(error);
+  const at = /at position (\d+)/.exec(message);
+  const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : undefined;
+  if (offset === undefined) return message;
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - (before.lastIndexOf('\n') + 1) + 1;
+  const reason = message
+    .replace(/ in JSON at position \d+.*$/s, '')
+    .replace(/^Unexpected end of JSON input$/, 'the text ends too early');
+  return `line ${line}, column ${column}: ${reason}`;
 }
 
 /** A JSON argument, or `@file` to read it from a file; throws {@link UsageError} for malformed JSON. */
@@ -163,7 +187,7 @@ export function jsonArgument(value: string, io: CliIo): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`${from} is not valid JSON: ${messageOf(error)}`);
+    throw new UsageError(`${from} is not valid JSON: ${jsonErrorAt(text, error)}`);
   }
 }
 

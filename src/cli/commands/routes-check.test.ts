@@ -100,7 +100,7 @@ describe('edgekit routes check', () => {
     expect(await h.run('missing.json')).toBe(1);
     expect(h.err()).toMatch(/^edgekit routes check: cannot read missing.json: ENOENT[^\n]*\n$/);
     expect(await h.run('broken.json')).toBe(1);
-    expect(h.err()).toContain('broken.json is not valid JSON');
+    expect(h.err()).toContain('broken.json is not valid JSON: line 1, column 13: the text ends too early');
     expect(await h.run('array.json')).toBe(1);
     expect(await h.run('old.json')).toBe(1);
     expect(h.err()).toContain('schemaVersion "2.0" is not supported');

@@ -17,7 +17,7 @@ import {
   type RouteSpec,
   readManifestRoutes,
 } from '../../routing/index.js';
-import { type CliIo, visible, visibleJson } from '../shared.js';
+import { type CliIo, jsonErrorAt, visible, visibleJson } from '../shared.js';
 
 const HELP = `Usage: edgekit routes check <manifest.json | routes.json> [--json]
 
@@ -193,7 +193,7 @@ export async function routesCheck(args: readonly string[], io: CliIo): Promise<n
     try {
       document = JSON.parse(text);
     } catch (error) {
-      throw new Error(`${file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`${file} is not valid JSON: ${jsonErrorAt(text, error)}`);
     }
     loaded = load(document);
   } catch (error) {
