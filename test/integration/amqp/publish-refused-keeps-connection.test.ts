@@ -252,8 +252,11 @@ describe('a publish the user may not make (403 ACCESS_REFUSED)', () => {
     expect(text(await connection.getRetained(reported))).toBe('r1');
     expect(await settledYet(connection.closed)).toBe(false);
     // The first refusal, the two messages (one closed channel), and the retained write, which declares its key's
-    // queue first and so goes out later, alone.
-    expect(watched.channelErrors).toEqual([403, 403, 403]);
+    // queue first: it goes out with the messages or, when the declaration takes longer, alone after them — so two or
+    // three channels closed, every one by the 403, never one per retry.
+    expect(watched.channelErrors.length).toBeGreaterThanOrEqual(2);
+    expect(watched.channelErrors.length).toBeLessThanOrEqual(3);
+    expect(new Set(watched.channelErrors)).toEqual(new Set([403]));
     expect(inbox.items).toEqual(['from a sender that may']);
   });
 });
