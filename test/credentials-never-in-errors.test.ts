@@ -108,7 +108,9 @@ describe('fromEnvironment refuses a malformed EDGEKIT_BROKER_URL without showing
     // Either the variable is not a URL at all (invalid-configuration naming it) or the transport refuses it.
     if (isEdgeKitError(error)) {
       expect(error.code).toBe('invalid-configuration');
-      expect(error.message).toMatch(/EDGEKIT_BROKER_URL .* is not a URL|EDGEKIT_BROKER_URL uses \w+: but no/);
+      expect(error.message).toMatch(
+        /EDGEKIT_BROKER_URL .* is not a URL|EDGEKIT_BROKER_URL uses \w+:, which edgekit does not speak: use mqtt:\/\//,
+      );
     } else {
       expect(error).toSatisfy((e) => e instanceof TypeError || e instanceof RangeError);
       expect((error as Error).message).toMatch(/url|scheme/);
