@@ -229,6 +229,24 @@ export function runCliScenarios(target: CliTarget): void {
       expect(JSON.parse(twin.stdout).desired).toEqual({ version: 1, properties: { threshold: 25 } });
     });
 
+    test('twin set refuses a module the deployment does not list (a typo), unless --force', async () => {
+      const deviceId = device();
+      const broker = ['--broker', await target.brokerUrl()];
+      const file = await manifestFile(manifest({ temp: route('temperature') }));
+      expect((await cli(['deploy', file, '--device', deviceId, ...broker])).code).toBe(0);
+      const typo = await cli(['twin', 'set', `${deviceId}/filtr`, '{"threshold": 1}', ...broker]);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toBe(
+        `edgekit twin set: ${deviceId}/filtr is not in the deployment of ${deviceId} (modules: sensor, filter); ` +
+          'nothing was written. Check the name, or pass --force to write it anyway\n',
+      );
+      const untouched = await cli(['twin', 'get', `${deviceId}/filtr`, '--json', ...broker]);
+      expect(JSON.parse(untouched.stdout).desired).toEqual({ version: 0, properties: {} });
+      const forced = await cli(['twin', 'set', `${deviceId}/filtr`, '{"threshold": 1}', '--force', ...broker]);
+      expect(forced).toMatchObject({ code: 0, stderr: '' });
+      expect((await cli(['twin', 'set', `${deviceId}/filter`, '{"threshold": 2}', ...broker])).code).toBe(0);
+    });
+
     test('twin set reaches a running module; its reported answer shows in twin get', async () => {
       const deviceId = device();
       const broker = ['--broker', await target.brokerUrl()];

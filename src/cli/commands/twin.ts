@@ -14,6 +14,7 @@ import {
   painter,
   parseCommand,
   UsageError,
+  visible,
   visibleJson,
   withService,
 } from '../shared.js';
@@ -45,10 +46,13 @@ Options:
                          (fails with version-conflict otherwise)
   --replace              replace the desired properties with the given document
                          (no merge; also replaces an invalid document)
+  --force                write it even though the device's deployment does not list the
+                         module (by default that is refused: most often a mistyped name)
 
 ${BROKER_HELP}
 
-Exit status: 0 applied, 1 version conflict, twin rules broken or broker failure, 2 usage error.
+Exit status: 0 applied, 1 version conflict, twin rules broken, a module the deployment
+does not list (without --force) or broker failure, 2 usage error.
 
 Examples:
   edgekit twin set gw-1/filter '{"TemperatureThreshold": 30}'
@@ -80,6 +84,7 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommand(args, {
     'if-version': { type: 'string' },
     replace: { type: 'boolean' },
+    force: { type: 'boolean' },
   });
   const [target, patchArgument, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
@@ -104,6 +109,19 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
     }
   }
   return withService(values, io, async (service) => {
+    if (values.force !== true) {
+      // A device with a deployment lists its modules: a name outside it is most often a typo, and nothing would read
+      // what is written there. (Without a deployment record there is nothing to check against.)
+      const record = await service.deployment(deviceId);
+      if (record !== undefined && record.state !== 'invalid' && !record.modules.includes(moduleId)) {
+        io.stderr.write(
+          `edgekit twin set: ${deviceId}/${moduleId} is not in the deployment of ${deviceId} ` +
+            `(modules: ${visible(record.modules.join(', ') || 'none')}); nothing was written. ` +
+            'Check the name, or pass --force to write it anyway\n',
+        );
+        return EXIT.failed;
+      }
+    }
     const options = ifVersion === undefined ? {} : { ifVersion };
     const doc = replace
       ? await service.replaceDesired(deviceId, moduleId, patch, options)
