@@ -4,6 +4,8 @@
  * reason on failure, `--json` for scripts, colour only on a terminal, and no control character the CLI did not make:
  * text from a broker or a file goes through `visible`/`visibleJson`).
  */
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type BrokerSettings, type TransportFactory, transportFromSettings } from '../connect.js';
 import { visible } from '../core/visible.js';
@@ -359,4 +361,16 @@ export async function withService<T>(
   } finally {
     await closeQuietly(service);
   }
+}
+
+/**
+ * Writes a secret file and its directory, readable by the owner only (0600 / 0700), by renaming a complete temporary
+ * file into place: a reader never sees half a file, and a file that existed with a wider mode does not keep it.
+ */
+export function writePrivate(file: string, content: string): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, content, { mode: 0o600 });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, file);
 }

@@ -6,7 +6,7 @@
  * module in to the broker as itself.
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { EdgeKitError } from '../../errors.js';
@@ -27,6 +27,7 @@ import {
   transportOf,
   UsageError,
   visible,
+  writePrivate,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit hub --device <id> [options]
@@ -105,14 +106,6 @@ function portOption(name: string, value: string | undefined, fallback: number): 
     throw new UsageError(`--${name} must be a port from 1 to 65535, got ${JSON.stringify(value)}`);
   }
   return port;
-}
-
-function writePrivate(file: string, content: string): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, content, { mode: 0o600 });
-  chmodSync(temporary, 0o600);
-  renameSync(temporary, file);
 }
 
 /** The hub's state folder: module keys and the development TLS material. */

@@ -5,7 +5,7 @@
  * revocation list. The identity store it keeps (no passwords) makes re-runs incremental: new modules get
  * credentials, removed ones lose theirs, `--rotate` replaces one.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EdgeKitError, messageOf } from '../../errors.js';
 import { parseIdentity } from '../../names.js';
@@ -38,6 +38,7 @@ import {
   UsageError,
   visible,
   visibleJson,
+  writePrivate,
 } from '../shared.js';
 
 const HELP = `Usage: edgekit identities <manifest.json> --device <device-id> [options]
@@ -88,14 +89,6 @@ Example:
   edgekit identities deployment.json --device gw-1 --out /etc/edgekit/identities
   edgekit identities deployment.json --device gw-1 --out /etc/edgekit/identities --rotate filter
 `;
-
-/** Writes a file with its directory, both readable by the owner only. */
-function writePrivate(file: string, content: string): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, content, { mode: 0o600 });
-  // writeFileSync keeps the mode of a file that existed: make sure.
-  chmodSync(file, 0o600);
-}
 
 /** Where a principal's credential files go: credentials/<device>/<module>[/<replica>] or credentials/$operator/<name>. */
 function credentialDir(out: string, username: string): string {
