@@ -2,20 +2,45 @@
  * Client certificates and certificate revocation lists for brokers that take a client's identity from its
  * certificate's common name (Mosquitto's `use_identity_as_username`, RabbitMQ's EXTERNAL mechanism), issued from a CA
  * the user gives; and, for a hub without a CA of its own, a self-signed CA and TLS server certificates from it.
- * `node:crypto` generates keys and signs but builds no X.509 structures, so a minimal DER encoder (and a reader for
- * the few parts of the CA certificate we copy) lives here.
+ * `node:crypto` generates keys and signs but builds no X.509 structures: the DER writer and reader are in der.ts.
  */
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  type KeyObject,
-  randomBytes,
-  sign,
-  X509Certificate,
-} from 'node:crypto';
-import { isIP } from 'node:net';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
 import { EdgeKitError } from '../errors.js';
+import {
+  checkCommonName,
+  checkCount,
+  checkDate,
+  checkDays,
+  checkDnsName,
+  checkKeyType,
+  checkList,
+  hex,
+  ipOctets,
+  randomSerial,
+  wholeSeconds,
+} from './certificate-options.js';
+import {
+  bitString,
+  type CaFields,
+  explicit,
+  extension,
+  implicitOctets,
+  integer,
+  KEY_USAGE,
+  keyIdentifier,
+  NULL,
+  namedBits,
+  OID,
+  octetString,
+  oid,
+  pem,
+  readCaFields,
+  sequence,
+  set,
+  TRUE,
+  time,
+  utf8String,
+} from './der.js';
 
 /** The issuing CA: its certificate and private key as PEM text. */
 export interface CertificateAuthority {
@@ -142,224 +167,6 @@ const DAY_MS = 86_400_000;
  * would otherwise refuse a fresh certificate, or every client when a fresh revocation list is "not yet valid".
  */
 const CLOCK_SKEW_MS = 5 * 60_000;
-/** RFC 5280 §4.1.2.2: serial numbers (and CRL numbers, §5.2.3) are at most 20 octets. */
-const MAX_INTEGER_OCTETS = 20;
-
-// ---------------------------------------------------------------------------------------------------------------
-// DER writer: only the types certificates and CRLs use here.
-
-function tlv(tag: number, ...content: readonly Uint8Array[]): Buffer {
-  const body = Buffer.concat(content);
-  let length: Buffer;
-  if (body.length < 0x80) {
-    length = Buffer.from([body.length]);
-  } else {
-    const octets: number[] = [];
-    for (let n = body.length; n > 0; n = Math.floor(n / 256)) octets.unshift(n % 256);
-    length = Buffer.from([0x80 | octets.length, ...octets]);
-  }
-  return Buffer.concat([Buffer.from([tag]), length, body]);
-}
-
-const sequence = (...items: readonly Uint8Array[]) => tlv(0x30, ...items);
-const set = (...items: readonly Uint8Array[]) => tlv(0x31, ...items);
-const octetString = (bytes: Uint8Array) => tlv(0x04, bytes);
-const utf8String = (text: string) => tlv(0x0c, Buffer.from(text, 'utf8'));
-const TRUE = tlv(0x01, Buffer.from([0xff]));
-const NULL = tlv(0x05);
-/** `[n] EXPLICIT`: a constructed context tag around a whole element. */
-const explicit = (n: number, element: Uint8Array) => tlv(0xa0 | n, element);
-/**
- * `[n] IMPLICIT OCTET STRING`: a primitive context tag in place of the octet string's own. Also `[n] IMPLICIT
- * IA5String`, whose content octets are the ASCII text.
- */
-const implicitOctets = (n: number, bytes: Uint8Array) => tlv(0x80 | n, bytes);
-
-/** The minimal magnitude octets of a non-negative integer (zero is one zero octet). */
-function magnitude(value: bigint): Buffer {
-  const hex = value.toString(16);
-  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex');
-}
-
-/**
- * INTEGER, two's complement and minimal. Only non-negative values occur here (versions, serial and CRL numbers), so
- * two's complement just means a leading zero octet when the top bit of the magnitude is set.
- */
-function integer(value: bigint): Buffer {
-  if (value < 0n) throw new RangeError('internal: negative INTEGER');
-  const octets = magnitude(value);
-  return tlv(0x02, (octets[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), octets]) : octets);
-}
-
-function oid(dotted: string): Buffer {
-  const arcs = dotted.split('.').map(BigInt);
-  const [first = 0n, second = 0n, ...rest] = arcs;
-  const octets: number[] = [];
-  for (const arc of [first * 40n + second, ...rest]) {
-    // Base 128, most significant group first, the high bit set on every octet but the last.
-    const groups: number[] = [Number(arc & 0x7fn)];
-    for (let v = arc >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80);
-    octets.push(...groups);
-  }
-  return tlv(0x06, Buffer.from(octets));
-}
-
-/** BIT STRING of whole octets. */
-const bitString = (bytes: Uint8Array) => tlv(0x03, Buffer.from([0]), bytes);
-
-/**
- * A named-bit BIT STRING (keyUsage) from bit numbers; DER drops trailing zero bits, so the unused-bit count says
- * where the last set bit is.
- */
-function namedBits(bits: readonly number[]): Buffer {
-  const last = Math.max(...bits);
-  const octets = Buffer.alloc((last >> 3) + 1);
-  for (const bit of bits) octets[bit >> 3] = (octets[bit >> 3] ?? 0) | (0x80 >> (bit & 7));
-  return tlv(0x03, Buffer.from([7 - (last & 7)]), octets);
-}
-
-/** RFC 5280 §4.1.2.5: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds, in UTC. */
-function time(date: Date): Buffer {
-  const year = date.getUTCFullYear();
-  const two = (n: number) => String(n).padStart(2, '0');
-  const rest = `${two(date.getUTCMonth() + 1)}${two(date.getUTCDate())}${two(date.getUTCHours())}${two(
-    date.getUTCMinutes(),
-  )}${two(date.getUTCSeconds())}Z`;
-  if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(`${two(year % 100)}${rest}`, 'ascii'));
-  return tlv(0x18, Buffer.from(`${String(year).padStart(4, '0')}${rest}`, 'ascii'));
-}
-
-function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
-  return sequence(oid(id), ...(critical ? [TRUE] : []), octetString(value));
-}
-
-function pem(label: string, der: Uint8Array): string {
-  const lines =
-    Buffer.from(der)
-      .toString('base64')
-      .match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
-}
-
-const OID = {
-  commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  basicConstraints: '2.5.29.19',
-  crlNumber: '2.5.29.20',
-  subjectAltName: '2.5.29.17',
-  authorityKeyIdentifier: '2.5.29.35',
-  extKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-  sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
-  ecdsaWithSHA256: '1.2.840.10045.4.3.2',
-  ecdsaWithSHA384: '1.2.840.10045.4.3.3',
-} as const;
-
-/** keyUsage bit numbers (RFC 5280 §4.2.1.3). */
-const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
-
-// ---------------------------------------------------------------------------------------------------------------
-// DER reader: just enough to walk a certificate Node has already parsed, and a SubjectPublicKeyInfo.
-
-interface Element {
-  readonly tag: number;
-  /** Offsets into the DER: the tag, the first content octet, one past the last. */
-  readonly start: number;
-  readonly body: number;
-  readonly end: number;
-}
-
-class MalformedDer extends Error {}
-
-function octetAt(der: Uint8Array, at: number): number {
-  const octet = der[at];
-  if (octet === undefined) throw new MalformedDer(`truncated at offset ${at}`);
-  return octet;
-}
-
-function readElement(der: Uint8Array, at: number, limit: number): Element {
-  const tag = octetAt(der, at);
-  if ((tag & 0x1f) === 0x1f) throw new MalformedDer(`multi-octet tag at offset ${at}`);
-  let length = octetAt(der, at + 1);
-  let body = at + 2;
-  if (length & 0x80) {
-    const count = length & 0x7f;
-    if (count === 0 || count > 4) throw new MalformedDer(`unsupported length at offset ${at}`);
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + octetAt(der, body++);
-  }
-  if (body + length > limit) throw new MalformedDer(`element at offset ${at} overruns its parent`);
-  return { tag, start: at, body, end: body + length };
-}
-
-function childrenOf(der: Uint8Array, parent: Element): Element[] {
-  const children: Element[] = [];
-  for (let at = parent.body; at < parent.end; ) {
-    const child = readElement(der, at, parent.end);
-    children.push(child);
-    at = child.end;
-  }
-  return children;
-}
-
-function child(der: Uint8Array, parent: Element, index: number, tag: number): Element {
-  const found = childrenOf(der, parent)[index];
-  if (found?.tag !== tag) throw new MalformedDer(`expected tag 0x${tag.toString(16)} at position ${index}`);
-  return found;
-}
-
-const contents = (der: Uint8Array, element: Element) => Buffer.from(der.subarray(element.body, element.end));
-
-/** RFC 5280 §4.2.1.2 method 1: the SHA-1 of the subjectPublicKey bits (without tag, length and unused-bit octet). */
-function keyIdentifier(publicKey: KeyObject): Buffer {
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const bits = child(spki, readElement(spki, 0, spki.length), 1, 0x03);
-  return createHash('sha1')
-    .update(spki.subarray(bits.body + 1, bits.end))
-    .digest();
-}
-
-/** What we need of the CA certificate that `X509Certificate` does not give. */
-interface CaFields {
-  /** Its subject Name, DER, as encoded: the issuer of everything it signs. */
-  readonly subject: Buffer;
-  readonly subjectKeyIdentifier: Buffer | undefined;
-  /** keyUsage bits set, or undefined when it has no keyUsage extension (any use allowed). */
-  readonly keyUsage: ReadonlySet<number> | undefined;
-}
-
-function readCaFields(der: Uint8Array): CaFields {
-  const certificate = readElement(der, 0, der.length);
-  const tbs = child(der, certificate, 0, 0x30);
-  const fields = childrenOf(der, tbs);
-  // version [0] is absent in v1 certificates; then serial, signature, issuer, validity, subject, subjectPublicKeyInfo.
-  const first = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const subject = fields[first + 4];
-  if (subject?.tag !== 0x30) throw new MalformedDer('no subject');
-  let subjectKeyIdentifier: Buffer | undefined;
-  let keyUsage: Set<number> | undefined;
-  const wrapped = fields.find((field) => field.tag === 0xa3);
-  const extensions = wrapped === undefined ? [] : childrenOf(der, child(der, wrapped, 0, 0x30));
-  for (const ext of extensions) {
-    const parts = childrenOf(der, ext);
-    const id = parts[0];
-    const value = parts[parts.length - 1];
-    if (id?.tag !== 0x06 || value?.tag !== 0x04) throw new MalformedDer('malformed extension');
-    const idBytes = der.subarray(id.start, id.end);
-    if (oid(OID.subjectKeyIdentifier).equals(idBytes)) {
-      subjectKeyIdentifier = contents(der, readElement(der, value.body, value.end));
-    } else if (oid(OID.keyUsage).equals(idBytes)) {
-      const bits = contents(der, readElement(der, value.body, value.end)).subarray(1);
-      keyUsage = new Set();
-      for (let bit = 0; bit < bits.length * 8; bit++) {
-        if (((bits[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) keyUsage.add(bit);
-      }
-    }
-  }
-  return { subject: Buffer.from(der.subarray(subject.start, subject.end)), subjectKeyIdentifier, keyUsage };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The CA.
@@ -487,130 +294,6 @@ function loadCa(ca: CertificateAuthority, use: 'certificates' | 'lists', what: s
 function signed(tbs: Buffer, signer: Signer): Buffer {
   return sequence(tbs, signer.algorithm, bitString(sign(signer.hash, tbs, signer.key)));
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Argument checks.
-
-function checkDays(value: unknown, name: string, fallback: number, what: string, max = 3650): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`${what}: ${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new RangeError(`${what}: ${name} must be a whole number of days from 1 to ${max}, got ${value}`);
-  }
-  return value;
-}
-
-function checkCommonName(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new TypeError(`${what}: commonName must be a string`);
-  if (value.length === 0) throw new RangeError(`${what}: commonName must not be empty`);
-  // Control characters would let a name print as another in logs; a lone surrogate cannot be encoded as UTF-8.
-  if (/[\p{Cc}\p{Cs}]/u.test(value)) {
-    throw new RangeError(`${what}: commonName ${JSON.stringify(value)} contains control characters`);
-  }
-  return value;
-}
-
-function checkKeyType(value: unknown, what: string): 'ec' | 'rsa' {
-  if (value === undefined) return 'ec';
-  if (value !== 'ec' && value !== 'rsa') {
-    throw new RangeError(`${what}: keyType must be 'ec' or 'rsa', got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-/** A DNS label as host names have them, plus the underscore container and service names use. */
-const DNS_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
-
-function checkDnsName(value: unknown, at: string, what: string): string {
-  if (typeof value !== 'string') throw new TypeError(`${what}: ${at} must be a string, got ${typeof value}`);
-  const shown = JSON.stringify(value.slice(0, 300));
-  if (isIP(value) !== 0) throw new RangeError(`${what}: ${at} ${shown} is an IP address; list it in ipAddresses`);
-  const labels = value.split('.');
-  const wildcard = labels[0] === '*';
-  const named = wildcard ? labels.slice(1) : labels;
-  if (value.length > 253 || !named.every((label) => DNS_LABEL.test(label))) {
-    throw new RangeError(
-      `${what}: ${at} ${shown} is not a DNS name: ASCII labels of letters, digits, '-' and '_' (1 to 63 characters, not starting or ending with '-') joined by dots, at most 253 characters, no trailing dot`,
-    );
-  }
-  if (wildcard && named.length < 2) {
-    throw new RangeError(`${what}: ${at} ${shown}: a wildcard needs two labels after it, as in *.hub.local`);
-  }
-  return value;
-}
-
-/** The iPAddress octets of an address `isIP` accepts: 4 for IPv4, 16 for IPv6. */
-function ipOctets(value: unknown, at: string, what: string): Buffer {
-  if (typeof value !== 'string') throw new TypeError(`${what}: ${at} must be a string, got ${typeof value}`);
-  const shown = JSON.stringify(value.slice(0, 300));
-  const version = isIP(value);
-  if (version === 4) return Buffer.from(value.split('.').map(Number));
-  if (version !== 6) throw new RangeError(`${what}: ${at} ${shown} is not an IPv4 or IPv6 address`);
-  if (value.includes('%')) {
-    throw new RangeError(`${what}: ${at} ${shown} has a zone index, which a certificate cannot carry`);
-  }
-  // An IPv4 tail (::ffff:192.0.2.1) is the last two groups; `::` stands for as many zero groups as are missing.
-  const text = value.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
-    [(Number(a) << 8) | Number(b), (Number(c) << 8) | Number(d)].map((n) => n.toString(16)).join(':'),
-  );
-  const groups = (part: string) => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
-  const [head = '', tail] = text.split('::');
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const octets = Buffer.alloc(16);
-  for (const [index, group] of all.entries()) octets.writeUInt16BE(group, index * 2);
-  return octets;
-}
-
-/** Checks a list option: undefined is empty; every entry through `check`, none twice (as `key` sees them). */
-function checkList<T>(
-  value: unknown,
-  name: string,
-  what: string,
-  check: (entry: unknown, at: string, what: string) => T,
-  key: (entry: T) => string,
-): T[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new TypeError(`${what}: ${name} must be an array of strings`);
-  const seen = new Set<string>();
-  return value.map((entry: unknown, index) => {
-    const checked = check(entry, `${name}[${index}]`, what);
-    if (seen.has(key(checked)))
-      throw new RangeError(`${what}: ${name}[${index}] ${JSON.stringify(entry)} is listed twice`);
-    seen.add(key(checked));
-    return checked;
-  });
-}
-
-function checkDate(value: unknown, name: string, what: string): Date {
-  if (!(value instanceof Date)) throw new TypeError(`${what}: ${name} must be a Date`);
-  const year = value.getUTCFullYear();
-  // NaN fails both comparisons: an invalid Date lands here too.
-  if (!(year >= 0 && year <= 9999)) throw new RangeError(`${what}: ${name} must be a valid date in years 0–9999`);
-  return value;
-}
-
-function checkCount(value: unknown, name: string, min: bigint, what: string): bigint {
-  if (typeof value !== 'bigint') throw new TypeError(`${what}: ${name} must be a bigint, got ${typeof value}`);
-  if (value < min || magnitude(value).length > MAX_INTEGER_OCTETS) {
-    throw new RangeError(`${what}: ${name} must be ${min === 0n ? 'non-negative' : 'positive'} and at most 20 bytes`);
-  }
-  return value;
-}
-
-function randomSerial(): bigint {
-  for (;;) {
-    const octets = randomBytes(16);
-    // Clear the top bit: the value stays positive in 16 octets, with 127 random bits (CA/B asks for at least 64).
-    octets[0] = (octets[0] ?? 0) & 0x7f;
-    const value = BigInt(`0x${octets.toString('hex')}`);
-    if (value > 0n) return value;
-  }
-}
-
-const hex = (value: bigint) => magnitude(value).toString('hex').toUpperCase();
-const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Certificates.
