@@ -93,6 +93,8 @@ export const addresses = {
   presence: (device: string, module: string) => `presence/${device}/${module}`,
   routes: (device: string) => `routes/${device}`,
   deployment: (device: string) => `deployment/${device}`,
+  /** Whether the device's link to the cloud (its broker's bridge) is up: `1` or `0`, written by the brokers. */
+  link: (device: string) => `link/${device}`,
 } as const;
 
 /**

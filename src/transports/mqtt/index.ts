@@ -28,6 +28,14 @@ export {
   mosquittoDynamicSecurity,
   mosquittoSecurityConfig,
 } from './authorization.js';
+export {
+  type BridgeDirection,
+  type BridgeTopic,
+  type MosquittoBridge,
+  type MosquittoBridgeOptions,
+  type MosquittoBridgeTls,
+  mosquittoBridge,
+} from './bridge.js';
 export type { MqttConnectionDiagnostics } from './connection.js';
 export type { MqttLibrary, MqttTlsOptions, MqttTransportOptions, PemInput } from './options.js';
 export { DEFAULT_TOPIC_PREFIX } from './topics.js';
