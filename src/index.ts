@@ -117,6 +117,7 @@ export {
   connectService,
   type DeploymentResult,
   type DeploymentStatus,
+  type DeviceLink,
   type DevicesOptions,
   type InvalidDeploymentRecord,
   type ModuleStatus,
@@ -131,6 +132,7 @@ export {
   type WatchOptions,
 } from './service/client.js';
 export { type Deployment, type DeploymentProblem, readDeployment } from './service/deployment.js';
+export type { LinkState } from './service/operations.js';
 export {
   emptyIdentityStore,
   type IdentityStore,

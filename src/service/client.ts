@@ -23,7 +23,7 @@ import { memory } from '../transports/memory/index.js';
 import { applyDeploymentTo } from './apply-deployment.js';
 import { type Deployment, readDeployment } from './deployment.js';
 import { type MessageMonitor, type MonitorFilter, type MonitorOptions, startMonitor } from './monitor.js';
-import { invokeAsService, readTwin, replaceDesired, updateDesired } from './operations.js';
+import { decodeLink, invokeAsService, readTwin, replaceDesired, updateDesired } from './operations.js';
 
 /** Options for {@link connectService}. */
 export interface ServiceClientOptions {
@@ -112,6 +112,12 @@ export interface ServiceInvokeOptions {
   readonly timeoutInMs?: number;
   readonly abortSignal?: AbortSignal;
 }
+
+/** What {@link ServiceClient.link} reads. */
+export type DeviceLink =
+  | { readonly state: 'connected' }
+  | { readonly state: 'disconnected' }
+  | { readonly state: 'invalid'; readonly problem: string };
 
 /** A module of a device as {@link ServiceClient.modules} lists it. */
 export interface ModuleStatus {
@@ -243,6 +249,12 @@ export interface ServiceClient {
    * has none.
    */
   deployment(deviceId: string): Promise<DeploymentStatus | undefined>;
+  /**
+   * Whether the device's broker is connected to this one by its bridge (docs/cloud.md): `connected`,
+   * `disconnected` (the module presences the cloud holds are then as last reported), `invalid` with why, or
+   * `undefined` when the device has no bridge to this broker.
+   */
+  link(deviceId: string): Promise<DeviceLink | undefined>;
   /**
    * The devices with a deployment or a module presence, sorted. Needs a transport that lists retained values
    * (memory, MQTT); on AMQP it fails with `unsupported`. Keys whose device segment is no valid device id are not
@@ -506,6 +518,18 @@ class ServiceClientImpl implements ServiceClient {
     const read = readRecord(await conn.getRetained(addresses.deployment(deviceId)));
     if (read === undefined) return undefined;
     return 'record' in read ? read.record : { state: 'invalid', problem: read.problem };
+  }
+
+  async link(deviceId: string): Promise<DeviceLink | undefined> {
+    checkName('device id', deviceId);
+    const conn = await this.connection();
+    try {
+      const state = decodeLink(await conn.getRetained(addresses.link(deviceId)));
+      return state === undefined ? undefined : { state };
+    } catch (error) {
+      if (!isEdgeKitError(error, 'decode-failed')) throw error;
+      return { state: 'invalid', problem: error.message };
+    }
   }
 
   async devices(options: DevicesOptions = {}): Promise<string[]> {

@@ -24,6 +24,20 @@ import { addresses, checkName } from '../names.js';
 import { compileRouteTable, type RouteSpec } from '../routing/index.js';
 import type { TransportConnection } from '../transport.js';
 
+/** Where a device's link to the cloud stands: `connected`, `disconnected`, or `undefined` when it has no bridge. */
+export type LinkState = 'connected' | 'disconnected';
+
+/**
+ * Reads the retained link state at `link/<device>`, as a Mosquitto bridge writes it (`1` up, `0` down); `undefined`
+ * when there is none. Any other value is a `decode-failed` error.
+ */
+export function decodeLink(bytes: Uint8Array | undefined): LinkState | undefined {
+  if (bytes === undefined) return undefined;
+  if (bytes.length === 1 && bytes[0] === 0x31) return 'connected';
+  if (bytes.length === 1 && bytes[0] === 0x30) return 'disconnected';
+  throw new EdgeKitError('decode-failed', `a link state is "1" or "0", got ${bytes.length} bytes`);
+}
+
 /** Route tables as users write them: name → route string or route object. */
 export type RoutesInput = Readonly<Record<string, string | RouteSpec>>;
 
@@ -296,6 +310,7 @@ export async function invokeAsService(
   checkName('method', method);
   const timeoutInMs = options.timeoutInMs ?? 30_000;
   if (!Number.isInteger(timeoutInMs) || timeoutInMs < 1) throw new RangeError('timeoutInMs must be a positive integer');
+  let linkDown = false;
   try {
     return await invokeMethod({
       connection: async () => conn,
@@ -306,9 +321,24 @@ export async function invokeAsService(
       payload,
       response: typed<unknown>(),
       timeoutInMs,
+      // The device's link is read with the presence, at no extra wait: behind a bridge that is down, a presence of
+      // online is stale, and a request would only wait for its timeout.
+      presence: async () => {
+        const [link, presence] = await Promise.all([
+          conn.getRetained(addresses.link(target.deviceId)),
+          conn.getRetained(addresses.presence(target.deviceId, target.moduleId)),
+        ]);
+        linkDown = decodeLink(link) === 'disconnected';
+        if (linkDown) throw new EdgeKitError('not-found', 'the device is not connected');
+        return decodePresence(presence);
+      },
       ...(options.abortSignal ? { abortSignal: options.abortSignal } : {}),
     });
   } catch (error) {
+    if (linkDown) {
+      const message = `device ${target.deviceId} is not connected to the cloud: the bridge of its broker is down (its modules' presence is as last reported)`;
+      return { ok: false, status: 404, payload: { message }, message };
+    }
     if (!isEdgeKitError(error, 'decode-failed')) throw error;
     const message = `${target.deviceId}/${target.moduleId} ${method}: ${error.message}`;
     return { ok: false, status: 502, payload: { message }, message };
