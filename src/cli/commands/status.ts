@@ -2,7 +2,7 @@
  * `edgekit status [device]`: a table of a device's modules — deployed ones and any that connected — with presence
  * and when each was last seen.
  */
-import type { DeploymentStatus, ModuleStatus, RecordProblem } from '../../service/client.js';
+import type { DeploymentStatus, DeviceLink, ModuleStatus, RecordProblem } from '../../service/client.js';
 import {
   BROKER_HELP,
   type CliIo,
@@ -23,7 +23,8 @@ const HELP = `Usage: edgekit status [device] [options]
 Prints a table of a device's modules (those its deployment record lists and any
 that connected) with their presence (online, offline, unknown: never connected),
 since when, and when each was last seen; then where each device's deployment
-stands (applied, pending or failed: not complete — apply it again). Without a
+stands (applied, pending or failed: not complete — apply it again), and, for a
+device bridged to this broker, whether its link is up. Without a
 device, every device with a deployment or a module presence (MQTT and memory;
 AMQP cannot list, name a device). Records on the broker that are invalid are
 listed with why, and counted.
@@ -60,6 +61,18 @@ function table(rows: readonly (readonly string[])[]): string {
 interface DeviceReport {
   readonly deployment: DeploymentStatus | undefined;
   readonly modules: readonly ModuleStatus[];
+  /** The device's bridge to this broker; `undefined` when it has none. */
+  readonly link: DeviceLink | undefined;
+}
+
+/** One line on the device's link to this broker, or `undefined` when it has no bridge. */
+function linkLine(deviceId: string, link: DeviceLink | undefined): string | undefined {
+  if (link === undefined) return undefined;
+  if (link.state === 'connected') return `cloud link of ${deviceId}: connected`;
+  if (link.state === 'disconnected') {
+    return `cloud link of ${deviceId}: disconnected (the presence above is as last reported before the link went down)`;
+  }
+  return `cloud link of ${deviceId}: invalid record: ${visible(link.problem)}`;
 }
 
 /** One line on where a device's deployment stands, or `undefined` when it has none. */
@@ -86,6 +99,7 @@ function problemsOf(devices: ReadonlyMap<string, DeviceReport>, invalidKeys: rea
   const lines: string[] = invalidKeys.map((p) => `${visible(p.key)}: ${visible(p.problem)}`);
   for (const [deviceId, report] of devices) {
     if (report.deployment?.state === 'invalid') lines.push(`${deviceId}: ${visible(report.deployment.problem)}`);
+    if (report.link?.state === 'invalid') lines.push(`${deviceId} (cloud link): ${visible(report.link.problem)}`);
     for (const m of report.modules) {
       if (m.problem !== undefined) lines.push(`${deviceId}/${visible(m.moduleId)}: ${visible(m.problem)}`);
     }
@@ -98,7 +112,7 @@ function render(devices: ReadonlyMap<string, DeviceReport>, problems: readonly s
   const now = Date.now();
   const rows: string[][] = [['DEVICE', 'MODULE', 'STATE', 'SINCE', 'LAST SEEN', 'DEPLOYED', 'SDK']];
   const notes: string[] = [];
-  for (const [deviceId, { deployment, modules }] of devices) {
+  for (const [deviceId, { deployment, modules, link }] of devices) {
     for (const m of modules) {
       const state =
         m.problem !== undefined
@@ -125,6 +139,8 @@ function render(devices: ReadonlyMap<string, DeviceReport>, problems: readonly s
     if (line !== undefined) {
       notes.push(deployment?.state === 'applied' ? line : paint('red', line));
     }
+    const linkNote = linkLine(deviceId, link);
+    if (linkNote !== undefined) notes.push(link?.state === 'connected' ? linkNote : paint('red', linkNote));
   }
   const problemText =
     problems.length === 0
@@ -156,8 +172,12 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
       device === undefined ? await service.devices({ onInvalid: (p) => invalidKeys.push(p) }) : [device];
     const devices = new Map<string, DeviceReport>();
     for (const id of deviceIds) {
-      const [deployment, modules] = await Promise.all([service.deployment(id), service.modules(id)]);
-      devices.set(id, { deployment, modules });
+      const [deployment, modules, link] = await Promise.all([
+        service.deployment(id),
+        service.modules(id),
+        service.link(id),
+      ]);
+      devices.set(id, { deployment, modules, link });
     }
     const problems = problemsOf(devices, invalidKeys);
     if (values.json === true) {
@@ -167,8 +187,11 @@ async function status(args: readonly string[], io: CliIo): Promise<number> {
         deviceId,
         deployment: r.deployment ?? null,
         modules: r.modules,
+        link: r.link ?? null,
         invalidRecords:
-          (r.deployment?.state === 'invalid' ? 1 : 0) + r.modules.filter((m) => m.problem !== undefined).length,
+          (r.deployment?.state === 'invalid' ? 1 : 0) +
+          (r.link?.state === 'invalid' ? 1 : 0) +
+          r.modules.filter((m) => m.problem !== undefined).length,
       }));
       io.stdout.write(`${visibleJson(entries, 2)}\n`);
       for (const p of invalidKeys) io.stderr.write(`edgekit status: ${visible(p.key)}: ${visible(p.problem)}\n`);
