@@ -6,6 +6,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { bridgeCommand } from './commands/bridge.js';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { hubCommand } from './commands/hub.js';
@@ -37,6 +38,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
   status: statusCommand,
   identities: identitiesCommand,
   hub: hubCommand,
+  bridge: bridgeCommand,
   routes: {
     summary: 'work with routes',
     commands: {
