@@ -24,10 +24,10 @@ import {
 } from '../../../src/index.js';
 import { addresses } from '../../../src/names.js';
 import type { TransportConnection } from '../../../src/transport.js';
-import { mosquittoBridge } from '../../../src/transports/mqtt/index.js';
 import { cli } from '../../cli/scenarios.js';
-import { type Mosquitto, startMosquitto } from '../brokers/mosquitto.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import type { Mosquitto } from '../brokers/mosquitto.js';
+import { type BridgedDevice, startBridgedDevice } from '../support/bridged-device.js';
+import type { TcpProxy } from '../support/tcp-proxy.js';
 import { transportFor } from './support/fixtures.js';
 import { Inbox } from './support/wait.js';
 
@@ -62,6 +62,7 @@ const manifest = {
   },
 };
 
+let brokers: BridgedDevice;
 let cloud: Mosquitto;
 let device: Mosquitto;
 let link: TcpProxy;
@@ -73,15 +74,8 @@ const upstream = new Inbox<{ output: string; n: number }>();
 const modules: ModuleClient[] = [];
 
 beforeAll(async () => {
-  cloud = await startMosquitto({ persistence: true });
-  link = await startTcpProxy(cloud.port);
-  const bridge = mosquittoBridge({
-    deviceId,
-    cloudUrl: `mqtt://127.0.0.1:${link.port}`,
-    keepaliveInSeconds: 5,
-    reconnectInSeconds: { min: 1, max: 2 },
-  });
-  device = await startMosquitto({ persistence: true, config: bridge.config.split('\n') });
+  brokers = await startBridgedDevice({ deviceId });
+  ({ cloud, device, link } = brokers);
   reader = await transportFor(cloud.url).connect({ clientId: `upstream-reader-${deviceId}` });
   await reader.watchRetained(addresses.link(deviceId), (value) =>
     linkStates.push(value === undefined ? undefined : new TextDecoder().decode(value)),
@@ -101,9 +95,7 @@ afterAll(async () => {
   await Promise.allSettled(modules.map((m) => m.close()));
   await service?.close();
   await reader?.close();
-  await device?.stop();
-  await link?.close();
-  await cloud?.stop();
+  await brokers?.stop();
 });
 
 /** Resolves once the device's broker holds the route table the cloud deployed. */
