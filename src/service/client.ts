@@ -256,7 +256,7 @@ export interface ServiceClient {
    */
   link(deviceId: string): Promise<DeviceLink | undefined>;
   /**
-   * The devices with a deployment or a module presence, sorted. Needs a transport that lists retained values
+   * The devices with a deployment, a module presence or a bridge (a link state), sorted. Needs a transport that lists retained values
    * (memory, MQTT); on AMQP it fails with `unsupported`. Keys whose device segment is no valid device id are not
    * devices; `onInvalid` hears of each.
    */
@@ -544,7 +544,7 @@ class ServiceClientImpl implements ServiceClient {
     const found = new Set<string>();
     /** Invalid device segment → the first key that had it, and why. */
     const invalid = new Map<string, RecordProblem>();
-    for (const pattern of ['deployment/*', 'presence/*/*']) {
+    for (const pattern of ['deployment/*', 'presence/*/*', 'link/*']) {
       for (const key of (await conn.listRetained(pattern)).keys()) {
         const deviceId = key.split('/')[1] ?? '';
         try {

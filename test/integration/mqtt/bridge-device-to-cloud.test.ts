@@ -27,7 +27,7 @@ import type { TransportConnection } from '../../../src/transport.js';
 import { cli } from '../../cli/scenarios.js';
 import type { Mosquitto } from '../brokers/mosquitto.js';
 import { type BridgedDevice, startBridgedDevice } from '../support/bridged-device.js';
-import type { TcpProxy } from '../support/tcp-proxy.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { transportFor } from './support/fixtures.js';
 import { Inbox } from './support/wait.js';
 
@@ -212,4 +212,28 @@ describe('a device bridged to the cloud by the generated Mosquitto configuration
     const after = await service.invoke(deviceId, 'filter', 'ping', { n: 9 }, { timeoutInMs: 10_000 });
     expect(after).toMatchObject({ ok: true, payload: { pong: 10 } });
   }, 120_000);
+
+  it("a module whose connection dies on the device shows offline in the cloud: the device broker's will crosses up", async () => {
+    const proxy = await startTcpProxy(device.port);
+    try {
+      const Probe = defineModule({});
+      const probe = await connect(Probe, {
+        deviceId,
+        moduleId: 'probe',
+        transport: transportFor(`mqtt://127.0.0.1:${proxy.port}`),
+        onError: () => undefined,
+      });
+      modules.push(probe);
+      const row = async () => (await service.modules(deviceId)).find((m) => m.moduleId === 'probe');
+      await expect.poll(async () => (await row())?.state, { timeout: 10_000 }).toBe('online');
+      proxy.cut({ refuse: true });
+      await expect.poll(async () => (await row())?.reason, { timeout: 10_000 }).toBe('connection-lost');
+      // Listed among the devices the cloud knows, with the module offline and the link up.
+      const status = await cli(['status', '--broker', cloud.url]);
+      expect(status.stdout).toMatch(new RegExp(`${deviceId}\\s+probe\\s+offline \\(lost\\)`));
+      expect(status.stdout).toContain(`cloud link of ${deviceId}: connected`);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
