@@ -374,3 +374,18 @@ export function writePrivate(file: string, content: string): void {
   chmodSync(temporary, 0o600);
   renameSync(temporary, file);
 }
+
+/**
+ * Says so when the device has a deployment that does not list the module — most often a mistyped name, which nothing
+ * would ever read or answer: `gw-1/filtr is not in the deployment of gw-1 (modules: sensor, filter)`. `undefined`
+ * when it is listed, or when there is no (valid) deployment record to check against.
+ */
+export async function notDeployed(
+  service: ServiceClient,
+  deviceId: string,
+  moduleId: string,
+): Promise<string | undefined> {
+  const record = await service.deployment(deviceId);
+  if (record === undefined || record.state === 'invalid' || record.modules.includes(moduleId)) return undefined;
+  return `${deviceId}/${moduleId} is not in the deployment of ${deviceId} (modules: ${visible(record.modules.join(', ') || 'none')})`;
+}

@@ -1803,7 +1803,8 @@ export async function invokeMethod(req: InvokeRequest): Promise<MethodResult<unk
   const presence = req.presence
     ? await req.presence()
     : decodePresence(await conn.getRetained(addresses.presence(req.deviceId, req.moduleId)));
-  if (presence?.state !== 'online') return failed(404, `module ${target} is offline`);
+  if (presence === undefined) return failed(404, `module ${target} has never connected`);
+  if (presence.state !== 'online') return failed(404, `module ${target} is offline`);
   const remaining = req.timeoutInMs - (req.clock.now() - started);
   if (remaining <= 0) return failed(504, `no answer from ${target} within ${req.timeoutInMs} ms`);
   const answer = await new Promise<Uint8Array | MethodResult<unknown>>((resolve, reject) => {

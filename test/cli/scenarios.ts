@@ -303,7 +303,15 @@ export function runCliScenarios(target: CliTarget): void {
       const missing = await cli(['invoke', `${deviceId}/nobody`, 'reset', ...broker]);
       expect(missing.code).toBe(1);
       expect(missing.stdout).toMatch(/^status 404/);
-      expect(missing.stderr).toMatch(/answered 404: .*offline/);
+      expect(missing.stderr).toMatch(/answered 404: module .*\/nobody has never connected\n$/);
+
+      // With a deployment, a module it does not list is named as such: most often a mistyped name.
+      await cli(['deploy', await manifestFile(manifest({}, {}, ['filter'])), '--device', deviceId, ...broker]);
+      const typo = await cli(['invoke', `${deviceId}/filtr`, 'reset', ...broker]);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toContain(
+        `answered 404: module ${deviceId}/filtr has never connected; ${deviceId}/filtr is not in the deployment of ${deviceId} (modules: filter)`,
+      );
 
       const failing = await cli(['invoke', `${deviceId}/filter`, 'fail', ...broker]);
       expect(failing.code).toBe(1);

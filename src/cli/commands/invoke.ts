@@ -10,6 +10,7 @@ import {
   EXIT,
   jsonArgument,
   moduleArgument,
+  notDeployed,
   painter,
   parseCommand,
   secondsOption,
@@ -21,8 +22,8 @@ import {
 
 const HELP = `Usage: edgekit invoke <device>/<module> <method> [json | @file] [options]
 
-Invokes a direct method with a JSON payload (default null) and prints the status
-and the payload of the answer.
+Invokes a direct method with a JSON payload and prints the status and the payload
+of the answer. Without a payload the method gets null (IoT Hub's own default).
 
 Options:
   --timeout <s>          how long the module has to answer, 5 to 300 seconds (default 30);
@@ -66,7 +67,10 @@ async function invoke(args: readonly string[], io: CliIo): Promise<number> {
       );
     }
     if (result.status >= 400) {
-      const reason = result.ok ? 'the module answered with an error status' : result.message;
+      let reason = result.ok ? 'the module answered with an error status' : result.message;
+      // A module that is not there at all is most often a mistyped name: say so rather than only "offline".
+      const outside = result.status === 404 ? await notDeployed(service, deviceId, moduleId) : undefined;
+      if (outside !== undefined) reason = `${reason}; ${outside}`;
       io.stderr.write(
         `edgekit invoke: ${deviceId}/${moduleId} ${method} answered ${result.status}: ${visible(reason)}\n`,
       );

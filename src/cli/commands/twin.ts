@@ -11,10 +11,10 @@ import {
   EXIT,
   jsonArgument,
   moduleArgument,
+  notDeployed,
   painter,
   parseCommand,
   UsageError,
-  visible,
   visibleJson,
   withService,
 } from '../shared.js';
@@ -112,12 +112,10 @@ async function set(args: readonly string[], io: CliIo): Promise<number> {
     if (values.force !== true) {
       // A device with a deployment lists its modules: a name outside it is most often a typo, and nothing would read
       // what is written there. (Without a deployment record there is nothing to check against.)
-      const record = await service.deployment(deviceId);
-      if (record !== undefined && record.state !== 'invalid' && !record.modules.includes(moduleId)) {
+      const outside = await notDeployed(service, deviceId, moduleId);
+      if (outside !== undefined) {
         io.stderr.write(
-          `edgekit twin set: ${deviceId}/${moduleId} is not in the deployment of ${deviceId} ` +
-            `(modules: ${visible(record.modules.join(', ') || 'none')}); nothing was written. ` +
-            'Check the name, or pass --force to write it anyway\n',
+          `edgekit twin set: ${outside}; nothing was written. Check the name, or pass --force to write it anyway\n`,
         );
         return EXIT.failed;
       }
