@@ -6,13 +6,14 @@
  */
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
+import type { Codec } from '../codecs/codec.js';
 import { type InternalConnectOptions, ModuleClientImpl, observeSends } from '../core/client.js';
-import type { ModuleContract } from '../core/contract.js';
+import type { InputBody, InputName, ModuleContract, OutputBody, OutputName } from '../core/contract.js';
 import { type DeadLetterInfo, decodeEnvelope, type EnvelopeHeader } from '../core/envelope.js';
 import type { JsonObject } from '../core/twin.js';
 import type { ConnectOptions, MethodResult, ModuleClient, TwinSection } from '../core/types.js';
 import type { Presence } from '../core/wire.js';
-import { EdgeKitError } from '../errors.js';
+import { EdgeKitError, messageOf } from '../errors.js';
 import { addresses, checkName, operatorIdentity } from '../names.js';
 import { planAccess } from '../service/access.js';
 import { readDeployment } from '../service/deployment.js';
@@ -65,7 +66,24 @@ class Collector<T> implements MessageCollector<T> {
   private taken = 0;
   private waiters: Array<() => void> = [];
 
+  /** Messages whose body is still being decoded (an asynchronous codec), kept in arrival order. */
+  private decoding: Promise<void> = Promise.resolve();
+  private pendingDecodes = 0;
+
   constructor(private readonly what: string) {}
+
+  /** Adds a message whose body may still be decoding; messages are collected in the order they were added. */
+  add(message: ObservedMessage<T> | Promise<ObservedMessage<T>>): void {
+    if (!(message instanceof Promise) && this.pendingDecodes === 0) {
+      this.push(message);
+      return;
+    }
+    this.pendingDecodes += 1;
+    this.decoding = this.decoding.then(async () => {
+      this.push(await message);
+      this.pendingDecodes -= 1;
+    });
+  }
 
   push(message: ObservedMessage<T>): void {
     this.messages.push(message);
@@ -117,7 +135,29 @@ class Collector<T> implements MessageCollector<T> {
 
 const textDecoder = new TextDecoder();
 
-function observed(header: EnvelopeHeader, body: Uint8Array): ObservedMessage {
+/**
+ * A message as a test sees it: its body decoded with `codec` when the hub knows the codec of the output it came from
+ * (a body that codec cannot read stays bytes), else parsed as JSON when it says it is JSON, else the bytes.
+ */
+function observed(
+  header: EnvelopeHeader,
+  body: Uint8Array,
+  codec?: Codec<unknown>,
+): ObservedMessage | Promise<ObservedMessage> {
+  if (codec !== undefined) {
+    let decoded: unknown;
+    try {
+      decoded = codec.decode(body);
+    } catch {
+      return observed(header, body);
+    }
+    return decoded instanceof Promise
+      ? decoded.then(
+          (value) => message(header, body, value),
+          () => message(header, body, body),
+        )
+      : message(header, body, decoded);
+  }
   let value: unknown = body;
   if (header.contentType === 'application/json') {
     try {
@@ -126,6 +166,10 @@ function observed(header: EnvelopeHeader, body: Uint8Array): ObservedMessage {
       value = body;
     }
   }
+  return message(header, body, value);
+}
+
+function message(header: EnvelopeHeader, body: Uint8Array, value: unknown): ObservedMessage {
   return {
     body: value,
     bytes: body,
@@ -142,8 +186,46 @@ function observed(header: EnvelopeHeader, body: Uint8Array): ObservedMessage {
   };
 }
 
+/** The modules of a test hub's device, by module id, with their contracts: `{ filter: Filter, sensor: Sensor }`. */
+export type HubModules = Readonly<Record<string, ModuleContract>>;
+
+/** A module id of the hub: one of {@link TestHubOptions.modules} when they are given, any string otherwise. */
+export type HubModuleId<M extends HubModules> = string extends keyof M ? string : Extract<keyof M, string>;
+/** An input of module `N`: one its contract declares when the hub knows it, any string otherwise. */
+export type HubInputName<M extends HubModules, N extends string> = string extends keyof M
+  ? string
+  : N extends keyof M
+    ? InputName<M[N]>
+    : string;
+/** An output of module `N`, likewise. */
+export type HubOutputName<M extends HubModules, N extends string> = string extends keyof M
+  ? string
+  : N extends keyof M
+    ? OutputName<M[N]>
+    : string;
+/** The body of input `I` of module `N` as its contract types it (`unknown` when the hub does not know the module). */
+export type HubInputBody<M extends HubModules, N extends string, I extends string> = string extends keyof M
+  ? unknown
+  : N extends keyof M
+    ? InputBody<M[N], I>
+    : unknown;
+/** The body of output `O` of module `N`, as its contract's codec decodes it. */
+export type HubOutputBody<M extends HubModules, N extends string, O extends string> = string extends keyof M
+  ? unknown
+  : N extends keyof M
+    ? OutputBody<M[N], O>
+    : unknown;
+
 /** Options for {@link createTestHub}. */
-export interface TestHubOptions {
+export interface TestHubOptions<M extends HubModules = HubModules> {
+  /**
+   * The device's modules and their contracts. The hub then types and checks what a test names: `send`, `output`,
+   * `setDesired`, `invoke`… take only these module ids and the inputs and outputs their contracts declare (a typo
+   * fails at compile time, and at once at run time instead of as a timeout later); `send` encodes bodies with the
+   * input's codec, and `output` decodes with the output's. Modules connected with {@link TestHub.connect} are known
+   * to the hub the same way from then on.
+   */
+  readonly modules?: M;
   /** Default `test-device`. */
   readonly deviceId?: string;
   /** The route table (name → route), as in a deployment manifest. */
@@ -176,7 +258,7 @@ export type HubConnectOptions = Partial<Omit<ConnectOptions, 'transport' | 'cloc
  * await hub.close();
  * ```
  */
-export class TestHub implements AsyncDisposable {
+export class TestHub<M extends HubModules = HubModules> implements AsyncDisposable {
   readonly broker: MemoryBroker;
   readonly clock: Clock;
   readonly deviceId: string;
@@ -187,9 +269,15 @@ export class TestHub implements AsyncDisposable {
   private readonly queues = new Map<string, Collector<unknown>>();
   private conn!: TransportConnection;
   private manifestDesired: Record<string, JsonObject> = {};
+  /** Contracts by module id: those given as `modules`, and those of modules connected through the hub. */
+  private readonly contracts = new Map<string, ModuleContract>();
+  /** Whether the test declared the modules (`modules`): then only those connect. */
+  private readonly registry: boolean;
+  /** The module ids the device has, when the test said (`modules`, a manifest); `undefined`: any. */
+  private declared: Set<string> | undefined;
 
   /** @internal use {@link createTestHub} */
-  constructor(options: TestHubOptions) {
+  constructor(options: TestHubOptions<M>) {
     this.clock = options.clock ?? systemClock;
     this.deviceId = checkName('device id', options.deviceId ?? 'test-device');
     if (options.enforceAccess === true && options.manifest === undefined) {
@@ -200,6 +288,53 @@ export class TestHub implements AsyncDisposable {
         ? planAccess(readDeployment(options.manifest), this.deviceId).principals
         : undefined;
     this.broker = new MemoryBroker({ clock: this.clock, ...(access === undefined ? {} : { access }) });
+    this.registry = options.modules !== undefined;
+    if (options.modules !== undefined) {
+      if (typeof options.modules !== 'object' || options.modules === null) {
+        throw new TypeError('createTestHub: modules must be an object of module id → contract (defineModule(...))');
+      }
+      for (const [moduleId, contract] of Object.entries(options.modules)) {
+        checkName('module id', moduleId);
+        if (typeof contract?.codecOf !== 'function') {
+          throw new TypeError(`createTestHub: modules.${moduleId} must be a contract made by defineModule()`);
+        }
+        this.contracts.set(moduleId, contract);
+      }
+      this.declared = new Set(this.contracts.keys());
+    }
+  }
+
+  /** Checks a module id a test names: valid, and one of the device's modules when the hub knows them. */
+  private moduleOf(what: string, moduleId: string): string {
+    checkName('module id', moduleId);
+    if (this.declared !== undefined && !this.declared.has(moduleId) && !this.clients.has(moduleId)) {
+      throw new TypeError(
+        `${what}: the device has no module ${JSON.stringify(moduleId)} (modules: ${[...this.declared].join(', ') || 'none'})`,
+      );
+    }
+    return moduleId;
+  }
+
+  /** The codec a known module's output encodes with, to decode what it sent; `undefined` when unknown. */
+  private sentCodec(moduleId: string | undefined, output: string | undefined): Codec<unknown> | undefined {
+    if (moduleId === undefined || output === undefined) return undefined;
+    const contract = this.contracts.get(moduleId);
+    return contract === undefined || contract.open ? undefined : contract.codecOf('output', output);
+  }
+
+  /** The codec of a module's input or output when the hub knows its contract; refuses a name the contract lacks. */
+  private codecOf(what: string, moduleId: string, kind: 'input' | 'output', name: string) {
+    checkName(kind, name);
+    const contract = this.contracts.get(moduleId);
+    if (contract === undefined || contract.open) return undefined;
+    const codec = contract.codecOf(kind, name);
+    if (codec === undefined) {
+      const names = Object.keys((kind === 'input' ? contract.definition.inputs : contract.definition.outputs) ?? {});
+      throw new TypeError(
+        `${what}: module ${moduleId} has no ${kind} ${JSON.stringify(name)} (${kind}s: ${names.join(', ') || 'none'})`,
+      );
+    }
+    return codec;
   }
 
   /** @internal */
@@ -211,10 +346,11 @@ export class TestHub implements AsyncDisposable {
       const deployment = readDeployment(options.manifest);
       routes = { ...deployment.routes, ...routes };
       this.manifestDesired = { ...deployment.desired };
+      this.declared = new Set([...(this.declared ?? []), ...deployment.modules]);
     }
     if (routes) await this.setRoutes(routes);
     for (const [moduleId, desired] of Object.entries(this.manifestDesired)) {
-      if (Object.keys(desired).length > 0) await this.setDesired(moduleId, desired);
+      if (Object.keys(desired).length > 0) await updateDesired(this.conn, this.deviceId, moduleId, desired);
     }
   }
 
@@ -236,6 +372,12 @@ export class TestHub implements AsyncDisposable {
    */
   async connect<C extends ModuleContract>(contract: C, options: HubConnectOptions): Promise<ModuleClient<C>> {
     const moduleId = checkName('module id', options.moduleId);
+    if (this.registry && !this.contracts.has(moduleId)) {
+      throw new TypeError(
+        `connect: ${JSON.stringify(moduleId)} is not one of the hub's modules (${[...this.contracts.keys()].join(', ')})`,
+      );
+    }
+    this.contracts.set(moduleId, contract);
     const internal: InternalConnectOptions = {
       reconnect: { initialDelayInMs: 10, maxDelayInMs: 200 },
       retryDelayInMs: 10,
@@ -245,7 +387,8 @@ export class TestHub implements AsyncDisposable {
       moduleId,
       transport: this.broker.transport(),
       clock: this.clock,
-      [observeSends]: (output, header, body) => this.outputCollector(moduleId, output).push(observed(header, body)),
+      [observeSends]: (output, header, body) =>
+        this.outputCollector(moduleId, output).add(observed(header, body, this.sentCodec(moduleId, output))),
     };
     const client = new ModuleClientImpl(contract, internal);
     await client.start(options.abortSignal);
@@ -260,14 +403,35 @@ export class TestHub implements AsyncDisposable {
   }
 
   /**
-   * Injects a message into a module's input, as if routed there. Bodies that are not `Uint8Array` are sent as JSON
-   * (`application/json`, `utf-8`).
+   * Injects a message into a module's input, as if routed there. When the hub knows the module's contract (from
+   * `modules`, or once the module connected through the hub) the body is encoded with the input's codec, and an
+   * input the contract lacks is refused at once; otherwise bodies that are not `Uint8Array` are sent as JSON
+   * (`application/json`, `utf-8`). A `Uint8Array` is sent as it is. Resolves to the message id.
    */
-  send(moduleId: string, input: string, body: unknown, options: InjectOptions = {}): Promise<string> {
+  async send<N extends HubModuleId<M>, I extends HubInputName<M, N>>(
+    moduleId: N,
+    input: I,
+    body: HubInputBody<M, N, I> | Uint8Array,
+    options: InjectOptions = {},
+  ): Promise<string> {
+    this.moduleOf('send', moduleId);
+    const codec = this.codecOf('send', moduleId, 'input', input);
     const raw = body instanceof Uint8Array;
-    const bytes = raw ? body : new TextEncoder().encode(JSON.stringify(body));
+    let bytes: Uint8Array;
+    let format: { contentType?: string; contentEncoding?: string } = {};
+    if (raw) bytes = body;
+    else if (codec !== undefined) {
+      bytes = await codec.encode(body);
+      format = {
+        ...(codec.contentType === undefined ? {} : { contentType: codec.contentType }),
+        ...(codec.contentEncoding === undefined ? {} : { contentEncoding: codec.contentEncoding }),
+      };
+    } else {
+      bytes = new TextEncoder().encode(JSON.stringify(body));
+      format = { contentType: 'application/json', contentEncoding: 'utf-8' };
+    }
     return injectMessage(this.conn, this.clock, { deviceId: this.deviceId, moduleId, input }, bytes, {
-      ...(raw ? {} : { contentType: 'application/json', contentEncoding: 'utf-8' }),
+      ...format,
       ...options,
     });
   }
@@ -291,8 +455,19 @@ export class TestHub implements AsyncDisposable {
   }
 
   /** Every message a hub-connected module sent on `output`, whether or not a route took it anywhere. */
-  output<T = unknown>(moduleId: string, output: string): MessageCollector<T> {
-    return this.outputCollector(checkName('module id', moduleId), checkName('output', output)) as MessageCollector<T>;
+  output<N extends HubModuleId<M>, O extends HubOutputName<M, N>>(
+    moduleId: N,
+    output: O,
+  ): MessageCollector<HubOutputBody<M, N, O>>;
+  /**
+   * The same with the body type given, on a hub that does not know the modules: `hub.output<Reading>('filter',
+   * 'output1')`. (A hub created with `modules` types bodies from the contracts.)
+   */
+  output<T>(moduleId: string extends keyof M ? string : never, output: string): MessageCollector<T>;
+  output(moduleId: string, output: string): MessageCollector<unknown> {
+    this.moduleOf('output', moduleId);
+    this.codecOf('output', moduleId, 'output', output);
+    return this.outputCollector(moduleId, output);
   }
 
   private queueCollector(address: string, what: string): Collector<unknown> {
@@ -303,7 +478,9 @@ export class TestHub implements AsyncDisposable {
     void this.conn.consume(address, { prefetch: 1000 }, (delivery) => {
       try {
         const env = decodeEnvelope(delivery.bytes);
-        collector.push(observed(env.header, env.body));
+        collector.add(
+          observed(env.header, env.body, this.sentCodec(env.header.sourceModuleId, env.header.sourceOutput)),
+        );
       } catch (error) {
         this.errors.push(error as EdgeKitError);
       }
@@ -319,8 +496,8 @@ export class TestHub implements AsyncDisposable {
   }
 
   /** Messages a module gave up on (handler kept failing, undecodable bytes, schema failures). */
-  deadLetters<T = unknown>(moduleId: string): MessageCollector<T> {
-    checkName('module id', moduleId);
+  deadLetters<T = unknown>(moduleId: HubModuleId<M>): MessageCollector<T> {
+    this.moduleOf('deadLetters', moduleId);
     return this.queueCollector(
       addresses.deadLetter(this.deviceId, moduleId),
       `dead letters of ${moduleId}`,
@@ -328,7 +505,8 @@ export class TestHub implements AsyncDisposable {
   }
 
   /** Merges a patch into a module's desired properties; resolves to the new version. */
-  async setDesired(moduleId: string, patch: JsonObject, options: { ifVersion?: number } = {}): Promise<number> {
+  async setDesired(moduleId: HubModuleId<M>, patch: JsonObject, options: { ifVersion?: number } = {}): Promise<number> {
+    this.moduleOf('setDesired', moduleId);
     return (await updateDesired(this.conn, this.deviceId, moduleId, patch, options)).version;
   }
 
@@ -391,6 +569,45 @@ export class TestHub implements AsyncDisposable {
     );
   }
 
+  /**
+   * Waits until `condition` returns a truthy value (or a promise of one) and resolves to it; a falsy value or a throw
+   * — an `expect(…)` that does not hold yet — means "not yet". Tried at once and then every few milliseconds of real
+   * time; with a {@link ManualClock}, each try also moves it 10 ms, so retries and timers due meanwhile run. Rejects
+   * with `timeout` after `timeoutInMs` (default 5 000), with the condition's last error as the cause.
+   *
+   * @example
+   * ```ts
+   * await hub.waitUntil(async () => (await hub.reported('filter')).properties.TemperatureThreshold === 30);
+   * await hub.waitUntil(() => hub.errors.length === 1);
+   * ```
+   */
+  async waitUntil<T>(
+    condition: () => T | Promise<T>,
+    options: WaitOptions = {},
+  ): Promise<Exclude<T, false | undefined | null | 0 | ''>> {
+    if (typeof condition !== 'function') throw new TypeError('waitUntil(condition): condition must be a function');
+    const timeout = options.timeoutInMs ?? 5_000;
+    const deadline = Date.now() + timeout;
+    let lastError: unknown;
+    for (;;) {
+      try {
+        const value = await condition();
+        lastError = undefined;
+        if (value) return value as Exclude<T, false | undefined | null | 0 | ''>;
+      } catch (error) {
+        lastError = error;
+      }
+      if (Date.now() >= deadline) {
+        const why = lastError === undefined ? 'it stayed false' : `last: ${messageOf(lastError)}`;
+        throw new EdgeKitError('timeout', `waitUntil: the condition did not hold within ${timeout} ms (${why})`, {
+          ...(lastError === undefined ? {} : { cause: lastError }),
+        });
+      }
+      if (this.clock instanceof ManualClock) await this.clock.advance(10);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   /** A module's presence record. */
   presence(moduleId: string): Promise<Presence | undefined> {
     return readPresence(this.conn, this.deviceId, checkName('module id', moduleId));
@@ -442,10 +659,12 @@ export class TestHub implements AsyncDisposable {
 /**
  * Starts a test hub: an isolated memory broker with the given routes (or deployment manifest) applied.
  */
-export async function createTestHub(options: TestHubOptions = {}): Promise<TestHub> {
+export async function createTestHub<M extends HubModules = HubModules>(
+  options: TestHubOptions<M> = {},
+): Promise<TestHub<M>> {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('createTestHub(options): options must be an object');
-  const hub = new TestHub(options);
+  const hub = new TestHub<M>(options);
   await hub.init(options);
   return hub;
 }
