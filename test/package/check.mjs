@@ -74,6 +74,31 @@ const { defineModule, json, connect, MemoryBroker, memory } = m0;
   );
   process.stdout.write(run('node', ['esm.mjs'], app));
   process.stdout.write(run('node', ['cjs.cjs'], app));
+  // The declarations, as a strict Node project checks them: library types included (skipLibCheck off) and no DOM
+  // library — mqtt.js's own declarations need DOM, so edgekit's must not pull them in.
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        skipLibCheck: false,
+        noEmit: true,
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        lib: ['ES2022'],
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      files: ['types.ts'],
+    }),
+  );
+  writeFileSync(
+    join(app, 'types.ts'),
+    `${specifiers.map((s, i) => `import * as m${i} from '${s}';`).join('\n')}\nexport const all = [${specifiers.map((_, i) => `m${i}`).join(', ')}];\n`,
+  );
+  run('node', [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app);
+  console.log(`types: ${specifiers.length} entry points check with skipLibCheck off and no DOM library`);
   // The bin, as an installed package runs it: help, and the demo pipeline in memory.
   if (!run('npx', ['--no-install', 'edgekit', '--help'], app).includes('twin set')) {
     throw new Error('edgekit --help does not list its commands');

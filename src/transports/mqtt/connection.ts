@@ -25,7 +25,7 @@ import type {
 import { closeTimeout } from '../kit.js';
 import { connectFailed, describeReason, operationFailed } from './errors.js';
 import { type InboundMessage, InboundQueue } from './inbound-queue.js';
-import type { MqttLibrary, ResolvedMqttOptions } from './options.js';
+import { type MqttLibrary, mqttModule, type ResolvedMqttOptions } from './options.js';
 import {
   DirectWriter,
   encodeTopic,
@@ -1472,7 +1472,7 @@ export async function openConnection(
   }
   let client: MqttClient;
   try {
-    client = lib.connect(clientOptions);
+    client = mqttModule(lib).connect(clientOptions);
   } catch (error) {
     throw connectFailed(error, settings.displayUrl, settings.secrets);
   }

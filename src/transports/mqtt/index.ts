@@ -37,7 +37,7 @@ export {
   mosquittoBridge,
 } from './bridge.js';
 export type { MqttConnectionDiagnostics } from './connection.js';
-export type { MqttLibrary, MqttTlsOptions, MqttTransportOptions, PemInput } from './options.js';
+export type { MqttClientOptions, MqttLibrary, MqttTlsOptions, MqttTransportOptions, PemInput } from './options.js';
 export { DEFAULT_TOPIC_PREFIX } from './topics.js';
 
 class MqttTransport implements Transport {

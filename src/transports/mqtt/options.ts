@@ -25,10 +25,34 @@ export interface MqttTlsOptions {
   readonly servername?: string;
 }
 
-/** The part of the `mqtt` package the transport uses; pass the module itself as `lib`. */
+/**
+ * The `mqtt` package, as `lib` takes it: pass the module itself (`import * as mqtt from 'mqtt'`). Declared
+ * structurally rather than with mqtt.js's own types, so that edgekit's declarations do not pull them in: mqtt.js's
+ * declarations need the DOM library (its timer workers use `Worker` and `MessagePort`), and a Node project that checks
+ * library types (`skipLibCheck: false`, `lib` without `DOM`) would fail to compile on them.
+ */
 export interface MqttLibrary {
+  connect(options: MqttClientOptions): object;
+}
+
+/**
+ * The options the transport gives `lib.connect`: mqtt.js's `IClientOptions`, of which these members are typed here
+ * (a wrapper can read them, and pass the whole object on to mqtt.js's `connect`).
+ */
+export interface MqttClientOptions {
+  readonly clientId?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly username?: string;
+}
+
+/** @internal What the transport calls `lib` as: mqtt.js's `connect`, with its types. */
+export interface MqttModule {
   connect(options: IClientOptions): MqttClient;
 }
+
+/** @internal The one place a {@link MqttLibrary} is taken for mqtt.js (checked to have `connect` by `checkLib`). */
+export const mqttModule = (lib: MqttLibrary): MqttModule => lib as unknown as MqttModule;
 
 /**
  * Options of {@link mqtt}. Only `url` is required.
