@@ -132,7 +132,6 @@ export {
   type WatchOptions,
 } from './service/client.js';
 export { type Deployment, type DeploymentProblem, readDeployment } from './service/deployment.js';
-export type { LinkState } from './service/operations.js';
 export {
   emptyIdentityStore,
   type IdentityStore,
@@ -158,6 +157,7 @@ export type {
   MonitorStats,
   UndecodableMessage,
 } from './service/monitor.js';
+export type { LinkState } from './service/operations.js';
 export type {
   ConsumeOptions,
   Delivery,
