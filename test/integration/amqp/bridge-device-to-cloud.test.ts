@@ -32,7 +32,7 @@ import { cli } from '../../cli/scenarios.js';
 import { type RabbitMQ, startRabbitMQ } from '../brokers/rabbitmq.js';
 import { Inbox } from '../mqtt/support/wait.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { sharedRabbitMQ } from './support.js';
+import { rawConnection, sharedRabbitMQ, until } from './support.js';
 
 const deviceId = `gw-${randomUUID().slice(0, 8)}`;
 const STREAM = 5_000;
@@ -141,6 +141,17 @@ afterAll(async () => {
   await link?.close();
 });
 
+/** Consumers of the cloud queue the down shovel reads: 1 while the link is up, 0 while it is down. */
+async function downConsumers(): Promise<number> {
+  const connection = await rawConnection(cloudUrl);
+  try {
+    const channel = await connection.createChannel();
+    return (await channel.checkQueue(`edgekit.bridge.${deviceId}.down`)).consumerCount;
+  } finally {
+    await connection.close();
+  }
+}
+
 /** Resolves once the device's broker holds the route table the cloud deployed. */
 async function routesOnDevice(): Promise<void> {
   const local = await amqp({ url: device.url }).connect({ clientId: `routes-check-${deviceId}` });
@@ -239,6 +250,8 @@ describe('a device bridged to a RabbitMQ cloud by the generated shovels', () => 
 
     link.cut({ refuse: true });
     const cutAt = Date.now();
+    // What the cloud can see of the link: whether the down shovel consumes its queue there.
+    await until(async () => (await downConsumers()) === 0, 5_000, 'the down shovel to leave the cloud');
     // The request finds no route on the cloud (the calls shovel's queue went with its connection): 404 at once.
     const asked = Date.now();
     const duringCut = await service.invoke(deviceId, 'filter', 'ping', { n: 0 }, { timeoutInMs: 10_000 });
@@ -260,6 +273,7 @@ describe('a device bridged to a RabbitMQ cloud by the generated shovels', () => 
     await new Promise((resolve) => setTimeout(resolve, CUT_MS - (Date.now() - cutAt)));
     link.heal();
     const healedAt = Date.now();
+    await until(async () => (await downConsumers()) === 1, 15_000, 'the down shovel to come back');
 
     const all = await upstream.until(
       (m) => new Set(m.filter((x) => x.output === 'data').map((x) => x.n)).size === STREAM,
