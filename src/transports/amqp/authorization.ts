@@ -119,7 +119,7 @@ export interface RabbitDefinitions {
 const SERVER_NAMED = 'amq\\.gen-.*';
 
 /** Escapes `text` for a regular expression (RabbitMQ's are Erlang's `re`, PCRE). */
-function escapeRegex(text: string): string {
+export function escapeRegex(text: string): string {
   return text.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }
 

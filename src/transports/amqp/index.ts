@@ -27,6 +27,18 @@ export {
   type RabbitUserDefinition,
   rabbitmqDefinitions,
 } from './authorization.js';
+export {
+  type RabbitBridgeCloudPermissions,
+  type RabbitBridgeDefinitions,
+  type RabbitBridgeDirection,
+  type RabbitBridgeFlow,
+  type RabbitBridgeTls,
+  type RabbitmqBridge,
+  type RabbitmqBridgeOptions,
+  type RabbitParameterDefinition,
+  type RabbitShovelValue,
+  rabbitmqBridge,
+} from './bridge.js';
 export type { AmqplibModule, AmqpTlsOptions, AmqpTransportOptions } from './options.js';
 export { DEFAULT_PREFIX } from './topology.js';
 
