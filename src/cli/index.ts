@@ -4,7 +4,7 @@
  * `main` takes its output streams, file reader, environment and stop signal as arguments, so commands are tested
  * in-process without spawning one.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bridgeCommand } from './commands/bridge.js';
 import { demoCommand } from './commands/demo.js';
@@ -53,6 +53,17 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
 
 const isGroup = (entry: CliCommand | CliGroup): entry is CliGroup => 'commands' in entry;
 
+/**
+ * Where the guides are: the package ships docs/ beside dist/, and the command runs from dist/cli/ (installed) or
+ * src/cli/ (a clone), two levels below it either way.
+ */
+function guides(): string {
+  const docs = fileURLToPath(new URL('../../docs/', import.meta.url));
+  return existsSync(`${docs}cli.md`)
+    ? `Guides (docs/… in the help texts) are in ${docs}; cli.md there has worked examples.`
+    : 'The guides (docs/… in the help texts) are in the docs folder of the edgekit package.';
+}
+
 function generalHelp(): string {
   const lines = ['Usage: edgekit <command> [options]', '', 'Commands:'];
   for (const [name, entry] of Object.entries(COMMANDS)) {
@@ -64,7 +75,8 @@ function generalHelp(): string {
   lines.push(
     '',
     'Broker commands take --broker <url> (mqtt://, mqtts://, amqp://, amqps:// or memory:) or read EDGEKIT_BROKER_URL.',
-    'Run "edgekit <command> --help" for the options of a command; docs/cli.md has worked examples.',
+    'Run "edgekit <command> --help" for the options of a command.',
+    guides(),
     '',
     'Exit status: 0 success, 1 the operation failed (with a one-line reason), 2 usage error.',
     '',

@@ -2,9 +2,9 @@
 // The package as a new user gets it: pack, lint the package (publint, arethetypeswrong), install the tarball into an
 // empty project, import every entry point from ESM and from CommonJS, and run a tiny module there.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -100,9 +100,27 @@ const { defineModule, json, connect, MemoryBroker, memory } = m0;
   run('node', [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app);
   console.log(`types: ${specifiers.length} entry points check with skipLibCheck off and no DOM library`);
   // The bin, as an installed package runs it: help, and the demo pipeline in memory.
-  if (!run('npx', ['--no-install', 'edgekit', '--help'], app).includes('twin set')) {
-    throw new Error('edgekit --help does not list its commands');
+  const help = run('npx', ['--no-install', 'edgekit', '--help'], app);
+  if (!help.includes('twin set')) throw new Error('edgekit --help does not list its commands');
+  const installed = realpathSync(join(app, 'node_modules', 'edgekit'));
+  if (!help.includes(`Guides (docs/… in the help texts) are in ${join(installed, 'docs')}/`)) {
+    throw new Error(`edgekit --help does not say where the installed guides are:\n${help}`);
   }
+  // Every relative link of the shipped README and guides leads to a file the package has.
+  const broken = [];
+  const markdown = [
+    'README.md',
+    ...run('find', ['docs', 'examples', '-name', '*.md'], installed).split('\n').filter(Boolean),
+  ];
+  for (const file of markdown) {
+    for (const [, target] of readFileSync(join(installed, file), 'utf8').matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target) || target.startsWith('#')) continue;
+      const path = join(installed, dirname(file), target.split('#')[0]);
+      if (!existsSync(path)) broken.push(`${file}: ${target}`);
+    }
+  }
+  if (broken.length > 0) throw new Error(`links that lead nowhere in the package:\n${broken.join('\n')}`);
+  console.log(`docs: ${markdown.length} markdown files shipped, every relative link resolves`);
   const demo = run('npx', ['--no-install', 'edgekit', 'demo', '--duration', '1'], app);
   if (!/filter\/input1/.test(demo)) throw new Error(`edgekit demo showed no routed message:\n${demo}`);
   console.log('bin: edgekit --help and edgekit demo ran');
