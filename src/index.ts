@@ -43,7 +43,14 @@ export {
   type UntypedModule,
   untypedModule,
 } from './core/contract.js';
-export { type DeadLetterInfo, type DeadLetterReason, MAX_MESSAGE_BYTES } from './core/envelope.js';
+export {
+  type DeadLetterInfo,
+  type DeadLetterReason,
+  decodeEnvelope,
+  type Envelope,
+  type EnvelopeHeader,
+  MAX_MESSAGE_BYTES,
+} from './core/envelope.js';
 export { type JsonObject, MAX_TWIN_VERSION, TWIN_LIMITS, type TwinDocument } from './core/twin.js';
 export type {
   ClientStats,
