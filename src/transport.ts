@@ -137,6 +137,23 @@ export interface TransportConnection {
   consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
 
   /**
+   * Optional: makes the queue at `address` keep the messages published to it from now on, for this connection's
+   * client id, even while no connection consumes it: a later connection with the same `clientId` that consumes
+   * `address` receives them (those published since `keep` and not taken by another consumer). Resolves once the
+   * broker keeps them; idempotent; takes no messages. Needed where a queue exists only once consumed (MQTT: a
+   * subscription in a persistent session, capability `keepsMessagesBeforeFirstConsumer: false`); a transport whose
+   * queues keep messages anyway implements it as a no-op after its argument checks, or leaves it out.
+   *
+   * @example
+   * ```ts
+   * const keeper = await transport.connect({ clientId: '$queue/upstream/gw-1' });
+   * await keeper.keep?.('upstream/gw-1');
+   * await keeper.close(); // upstream messages now wait for the next connection '$queue/upstream/gw-1'
+   * ```
+   */
+  keep?(address: string): Promise<void>;
+
+  /**
    * Observes copies of the messages published to every message address matching `pattern`, without consuming them:
    * each message still goes to its queue's consumer. `pattern` is an address whose segments may be `*`, matching any
    * one segment (`upstream/*`, or `inputs/gw-1/*` followed by `/*`). Best effort, for monitoring: only messages published while observing,
