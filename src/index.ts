@@ -164,6 +164,22 @@ export type {
   UndecodableMessage,
 } from './service/monitor.js';
 export type {
+  DeadLetterEntry,
+  DeadLetterListing,
+  DeadLetterMessage,
+  DeadLetterOptions,
+  DeadLetterQueue,
+  PurgeResult,
+  QueueMessage,
+  ReplayResult,
+  SkippedDeadLetter,
+  UndecodableQueueMessage,
+  UpstreamConsumer,
+  UpstreamEvent,
+  UpstreamOptions,
+  UpstreamStats,
+} from './service/queues.js';
+export type {
   ConsumeOptions,
   Delivery,
   ObserveHandler,
