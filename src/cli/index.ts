@@ -6,6 +6,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { deadLetterCommands } from './commands/deadletter.js';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { hubCommand } from './commands/hub.js';
@@ -15,6 +16,7 @@ import { monitorCommand } from './commands/monitor.js';
 import { routesCheck } from './commands/routes-check.js';
 import { statusCommand } from './commands/status.js';
 import { twinGetCommand, twinSetCommand } from './commands/twin.js';
+import { upstreamCommand } from './commands/upstream.js';
 import { type CliCommand, type CliIo, EXIT, visible } from './shared.js';
 
 export { type CliCommand, type CliIo, EXIT } from './shared.js';
@@ -34,6 +36,8 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
   },
   invoke: invokeCommand,
   monitor: monitorCommand,
+  upstream: upstreamCommand,
+  deadletter: { summary: "a module's dead letters", commands: deadLetterCommands },
   status: statusCommand,
   identities: identitiesCommand,
   hub: hubCommand,
