@@ -39,6 +39,13 @@ export interface TransportConnectOptions {
    * receivers learn nothing.
    */
   readonly identity?: string;
+  /**
+   * This connection holds queues for consumers to come ({@link TransportConnection.keep}, and the consumers that
+   * attach to the same client id): its session must outlive what the transport keeps for other connections (MQTT:
+   * `queueSessionExpiryInSeconds`, default never, instead of `sessionExpiryInSeconds`, which an operator's CLI sets
+   * to 0). Transports without sessions ignore it.
+   */
+  readonly durableSession?: boolean;
   /** Give up connecting after this long (the transport rejects with `timeout`). */
   readonly timeoutInMs?: number;
   readonly abortSignal?: AbortSignal;

@@ -394,7 +394,7 @@ class ServiceClientImpl implements ServiceClient {
     if (this.closed) throw new EdgeKitError('closed', 'the service client is closed');
     let session = this.queueSessions.get(address);
     if (session === undefined) {
-      const conn = this.connect(queueClientId(address));
+      const conn = this.connect(queueClientId(address), true);
       const entry = { conn, holders: 0 };
       session = entry;
       this.queueSessions.set(address, entry);
@@ -449,10 +449,11 @@ class ServiceClientImpl implements ServiceClient {
     return warnings.filter((w) => w !== undefined);
   }
 
-  private async connect(clientId = this.clientId): Promise<TransportConnection> {
+  private async connect(clientId = this.clientId, durableSession = false): Promise<TransportConnection> {
     try {
       return await this.transport.connect({
         clientId,
+        ...(durableSession ? { durableSession } : {}),
         identity: this.identity,
         timeoutInMs: this.connectTimeoutInMs,
       });

@@ -1453,7 +1453,9 @@ export async function openConnection(
     // A persistent session: subscriptions and queued QoS 1 messages survive a disconnect for sessionExpiry seconds.
     clean: false,
     properties: {
-      sessionExpiryInterval: settings.sessionExpiryInSeconds,
+      sessionExpiryInterval: options.durableSession
+        ? settings.queueSessionExpiryInSeconds
+        : settings.sessionExpiryInSeconds,
       // Bounds what the broker sends: no packet over this size, no more than this many unacknowledged at once.
       maximumPacketSize: settings.maxPacketBytes,
       receiveMaximum: settings.receiveMaximum,
