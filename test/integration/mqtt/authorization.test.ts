@@ -483,6 +483,7 @@ describe('rogue attempts: each fails with a typed error and changes nothing', ()
     try {
       const first = await upstream.next();
       expect(first.value).toMatchObject({ type: 'message', publisher: `${DEVICE}/filter` });
+      upstream.ack();
     } finally {
       await upstream.close();
     }
