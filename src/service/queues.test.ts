@@ -41,7 +41,9 @@ describe('ServiceClient.upstream and deadLetters arguments', () => {
     expect(() => s.deadLetters('gw', 'a b')).toThrow(RangeError);
     expect(() => s.deadLetters('', 'filter')).toThrow(RangeError);
     const dead = s.deadLetters('gw', 'filter');
-    await expect(dead.list({ limit: 0 })).rejects.toThrow(/limit must be an integer from 1 to 10000/);
+    await expect(dead.list({ limit: 0 })).rejects.toThrow(/limit must be an integer from 1 to 1000,/);
+    await expect(dead.list({ limit: 1001 })).rejects.toThrow(RangeError);
+    await expect(dead.purge({ limit: 10_001 })).rejects.toThrow(/limit must be an integer from 1 to 10000/);
     await expect(dead.purge({ idleInMs: 5 })).rejects.toThrow(/idleInMs must be an integer from 10 to 60000/);
     await expect(dead.replay({ abortSignal: {} as never })).rejects.toThrow(TypeError);
   });

@@ -103,7 +103,10 @@ export type DeadLetterEntry = DeadLetterMessage | UndecodableQueueMessage;
 
 /** Options for {@link DeadLetterQueue.list}, {@link DeadLetterQueue.replay} and {@link DeadLetterQueue.purge}. */
 export interface DeadLetterOptions {
-  /** Most entries to read (1 – 10 000; default 100 for `list`, 10 000 for `replay` and `purge`). */
+  /**
+   * Most entries to read: for `list` 1 – 1 000 (default 100; a listing holds them all unacknowledged until it ends),
+   * for `replay` and `purge` 1 – 10 000 (default 10 000).
+   */
   readonly limit?: number;
   /**
    * The queue counts as read to its end when the broker has handed out nothing new for this long (10 – 60 000 ms;
@@ -196,6 +199,8 @@ export interface QueueHost {
 
 const MAX_PREFETCH = 1000;
 const MAX_LIMIT = 10_000;
+/** A listing holds every entry unacknowledged until it ends: no more than a consumer's window. */
+const MAX_LIST = 1000;
 
 function integerOption(what: string, name: string, value: unknown, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
@@ -520,12 +525,12 @@ function notReplayable(entry: DeadLetterEntry): string | undefined {
   return undefined;
 }
 
-function drainOptions(what: string, options: DeadLetterOptions, defaultLimit: number): DrainOptions {
+function drainOptions(what: string, options: DeadLetterOptions, defaultLimit: number, maxLimit: number): DrainOptions {
   const signal = signalOption(what, options);
-  const limit = integerOption(what, 'limit', options.limit, 1, MAX_LIMIT, defaultLimit);
+  const limit = integerOption(what, 'limit', options.limit, 1, maxLimit, defaultLimit);
   const idleInMs = integerOption(what, 'idleInMs', options.idleInMs, 10, 60_000, 1000);
   // Everything listed or skipped is held unacknowledged until the end, so the window must hold `limit`.
-  return { limit, idleInMs, prefetch: Math.min(limit, 1000), signal };
+  return { limit, idleInMs, prefetch: Math.min(limit, MAX_LIST), signal };
 }
 
 /** @internal The dead-letter queue of a module; used by the service client. */
@@ -537,7 +542,7 @@ export function deadLetterQueue(deviceId: string, moduleId: string, host: QueueH
     deviceId,
     moduleId,
     async list(options = {}) {
-      const drainWith = drainOptions('deadLetters.list', options, 100);
+      const drainWith = drainOptions('deadLetters.list', options, 100, MAX_LIST);
       const entries: DeadLetterEntry[] = [];
       const { limited } = await drain(host, address, drainWith, async (delivery) => {
         entries.push(deadLetterEntry(delivery));
@@ -546,7 +551,7 @@ export function deadLetterQueue(deviceId: string, moduleId: string, host: QueueH
       return { entries, undecodable: entries.filter((e) => e.type === 'undecodable').length, limited };
     },
     async replay(options = {}) {
-      const drainWith = drainOptions('deadLetters.replay', options, MAX_LIMIT);
+      const drainWith = drainOptions('deadLetters.replay', options, MAX_LIMIT, MAX_LIMIT);
       const conn = await host.connection(drainWith.signal);
       const replayed: { messageId: string; input: string }[] = [];
       const skipped: SkippedDeadLetter[] = [];
@@ -574,7 +579,7 @@ export function deadLetterQueue(deviceId: string, moduleId: string, host: QueueH
       return { replayed, skipped, cameBack };
     },
     async purge(options = {}) {
-      const drainWith = drainOptions('deadLetters.purge', options, MAX_LIMIT);
+      const drainWith = drainOptions('deadLetters.purge', options, MAX_LIMIT, MAX_LIMIT);
       let undecodableCount = 0;
       const { read: purged } = await drain(host, address, drainWith, async (delivery) => {
         if (deadLetterEntry(delivery).type === 'undecodable') undecodableCount++;

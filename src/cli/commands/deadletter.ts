@@ -19,7 +19,7 @@ import {
 } from '../shared.js';
 import { queueJson, queueLine } from './queue-output.js';
 
-const OPTIONS_HELP = `  --limit <n>            read at most n entries, 1 to 10000 (default 100 for list, 10000 otherwise)
+const OPTIONS_HELP = `  --limit <n>            read at most n entries: list 1 to 1000 (default 100), else 1 to 10000
   --idle <s>             the queue is read to its end when nothing new came for s seconds
                          (0.01 to 60, default 1)
 
@@ -72,7 +72,10 @@ const PURGE_HELP = help(
   'edgekit deadletter purge gw-1/filter',
 );
 
-function parse(args: readonly string[]): {
+function parse(
+  args: readonly string[],
+  maxLimit: number,
+): {
   deviceId: string;
   moduleId: string;
   options: DeadLetterOptions;
@@ -85,8 +88,8 @@ function parse(args: readonly string[]): {
   const [deviceId, moduleId] = moduleArgument(target);
   let limit: number | undefined;
   if (values.limit !== undefined) {
-    if (typeof values.limit !== 'string' || !/^[1-9]\d*$/.test(values.limit) || Number(values.limit) > 10_000) {
-      throw new UsageError(`--limit must be an integer from 1 to 10000, got ${JSON.stringify(values.limit)}`);
+    if (typeof values.limit !== 'string' || !/^[1-9]\d*$/.test(values.limit) || Number(values.limit) > maxLimit) {
+      throw new UsageError(`--limit must be an integer from 1 to ${maxLimit}, got ${JSON.stringify(values.limit)}`);
     }
     limit = Number(values.limit);
   }
@@ -108,7 +111,7 @@ function parse(args: readonly string[]): {
 }
 
 async function list(args: readonly string[], io: CliIo): Promise<number> {
-  const { deviceId, moduleId, options, json, values } = parse(args);
+  const { deviceId, moduleId, options, json, values } = parse(args, 1000);
   return withService(values, io, async (service) => {
     const listing = await service.deadLetters(deviceId, moduleId).list(options);
     for (const entry of listing.entries) io.stdout.write(`${json ? queueJson(entry) : queueLine(entry, io)}\n`);
@@ -123,7 +126,7 @@ async function list(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function replay(args: readonly string[], io: CliIo): Promise<number> {
-  const { deviceId, moduleId, options, json, values } = parse(args);
+  const { deviceId, moduleId, options, json, values } = parse(args, 10_000);
   return withService(values, io, async (service) => {
     const result = await service.deadLetters(deviceId, moduleId).replay(options);
     const skipped = result.skipped.map(({ entry, reason }) => ({
@@ -156,7 +159,7 @@ async function replay(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function purge(args: readonly string[], io: CliIo): Promise<number> {
-  const { deviceId, moduleId, options, json, values } = parse(args);
+  const { deviceId, moduleId, options, json, values } = parse(args, 10_000);
   return withService(values, io, async (service) => {
     const result = await service.deadLetters(deviceId, moduleId).purge(options);
     if (json) io.stdout.write(`${visibleJson(result)}\n`);
