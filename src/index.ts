@@ -153,6 +153,7 @@ export {
   withCertificate,
 } from './service/identities.js';
 export type {
+  MessageFields,
   MessageMonitor,
   MonitorDestination,
   MonitorEvent,

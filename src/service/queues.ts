@@ -11,20 +11,11 @@ import { type DeadLetterInfo, decodeEnvelope, type Envelope, encodeEnvelope } fr
 import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../errors.js';
 import { addresses, checkName } from '../names.js';
 import type { Delivery, Subscription, TransportConnection } from '../transport.js';
+import { headerFields, type MessageFields } from './monitor.js';
 
 /** A message taken from an edgekit queue, decoded. */
-export interface QueueMessage {
+export interface QueueMessage extends MessageFields {
   readonly type: 'message';
-  /** Unique per message; the same on a redelivery or a replay, so a consumer can de-duplicate. */
-  readonly messageId: string;
-  readonly correlationId?: string;
-  readonly contentType?: string;
-  readonly contentEncoding?: string;
-  /** Epoch ms when it was sent. */
-  readonly createdAt: number;
-  /** The module that sent it and the output, as the envelope says (empty ids on the dead letter of bytes that were no envelope). */
-  readonly source: { readonly deviceId: string; readonly moduleId: string; readonly output?: string };
-  readonly properties: Readonly<Record<string, string>>;
   /** The body bytes, as the sender's codec encoded them. */
   readonly body: Uint8Array;
   /**
@@ -224,21 +215,10 @@ function asDecodeError(error: unknown): EdgeKitError {
 }
 
 function messageOfEnvelope(envelope: Envelope, delivery: Delivery): QueueMessage {
-  const h = envelope.header;
   const body = envelope.body;
   return {
     type: 'message',
-    messageId: h.messageId,
-    ...(h.correlationId === undefined ? {} : { correlationId: h.correlationId }),
-    ...(h.contentType === undefined ? {} : { contentType: h.contentType }),
-    ...(h.contentEncoding === undefined ? {} : { contentEncoding: h.contentEncoding }),
-    createdAt: h.createdAt,
-    source: {
-      deviceId: h.sourceDeviceId,
-      moduleId: h.sourceModuleId,
-      ...(h.sourceOutput === undefined ? {} : { output: h.sourceOutput }),
-    },
-    properties: h.properties,
+    ...headerFields(envelope.header),
     body,
     ...(delivery.publisher === undefined ? {} : { publisher: delivery.publisher }),
     redelivered: delivery.redelivered,

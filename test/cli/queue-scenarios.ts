@@ -32,7 +32,8 @@ export interface QueueTarget {
 const Sensor = defineModule({ outputs: { out: json<{ n: number }>() } });
 const Filter = defineModule({ inputs: { input1: json<{ n: number }>() }, outputs: { alerts: json<{ n: number }>() } });
 
-const manifest = {
+/** Sensor `out` → `$upstream`, and with `n ≥ 100` → filter `input1`. */
+export const manifest = {
   modulesContent: {
     $edgeAgent: { 'properties.desired': { modules: { sensor: {}, filter: {} } } },
     $edgeHub: {

@@ -57,28 +57,22 @@ async function upstream(args: readonly string[], io: CliIo): Promise<number> {
   const count = positiveInteger('count', values.count, Number.MAX_SAFE_INTEGER) ?? Number.POSITIVE_INFINITY;
   const prefetch = positiveInteger('prefetch', values.prefetch, 1000);
   return withService(values, io, async (service) => {
-    const stop = new AbortController();
-    const onStop = () => stop.abort();
-    io.signal?.addEventListener('abort', onStop, { once: true });
-    try {
-      const messages = await service.upstream(deviceId, {
-        abortSignal: stop.signal,
-        ...(prefetch === undefined ? {} : { prefetch }),
-      });
-      // On stderr also with --json: scripts read stdout, and may wait for this line to know consuming has begun.
-      io.stderr.write(`consuming the upstream of ${deviceId}; Ctrl-C to stop\n`);
-      let printed = 0;
-      for await (const message of messages) {
-        io.stdout.write(`${values.json === true ? queueJson(message) : queueLine(message, io)}\n`);
-        if (++printed >= count) {
-          messages.ack(); // the last one is printed: acknowledged, as the loop's next turn would have
-          break;
-        }
+    // Ctrl-C (the io's signal) ends the iteration; what was taken and not printed goes back to the queue.
+    const messages = await service.upstream(deviceId, {
+      ...(io.signal ? { abortSignal: io.signal } : {}),
+      ...(prefetch === undefined ? {} : { prefetch }),
+    });
+    // On stderr also with --json: scripts read stdout, and may wait for this line to know consuming has begun.
+    io.stderr.write(`consuming the upstream of ${deviceId}; Ctrl-C to stop\n`);
+    let printed = 0;
+    for await (const message of messages) {
+      io.stdout.write(`${values.json === true ? queueJson(message) : queueLine(message, io)}\n`);
+      if (++printed >= count) {
+        messages.ack(); // the last one is printed: acknowledged, as the loop's next turn would have
+        break;
       }
-      return EXIT.ok;
-    } finally {
-      io.signal?.removeEventListener('abort', onStop);
     }
+    return EXIT.ok;
   });
 }
 

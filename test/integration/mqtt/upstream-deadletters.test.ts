@@ -11,7 +11,7 @@ import { connect } from '../../../src/connect.js';
 import { defineModule } from '../../../src/core/contract.js';
 import { connectService } from '../../../src/service/client.js';
 import { mqtt } from '../../../src/transports/mqtt/index.js';
-import { runQueueScenarios } from '../../cli/queue-scenarios.js';
+import { manifest, runQueueScenarios } from '../../cli/queue-scenarios.js';
 import { type Mosquitto, startMosquitto } from '../brokers/mosquitto.js';
 import { Inbox, withTimeout } from './support/wait.js';
 
@@ -53,13 +53,6 @@ test('dead letters kept before any operator consumed them survive a broker resta
   const deviceId = `q-${randomUUID().slice(0, 8)}`;
   const Filter = defineModule({ inputs: { input1: json<{ n: number }>() } });
   const Sensor = defineModule({ outputs: { out: json<{ n: number }>() } });
-  const route = 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/filter/inputs/input1")';
-  const manifest = {
-    modulesContent: {
-      $edgeAgent: { 'properties.desired': { modules: { sensor: {}, filter: {} } } },
-      $edgeHub: { 'properties.desired': { schemaVersion: '1.1', routes: { r: route } } },
-    },
-  };
   try {
     const service = await connectService({ transport: mqtt({ url }) });
     await service.applyDeployment(deviceId, manifest);
@@ -80,8 +73,8 @@ test('dead letters kept before any operator consumed them survive a broker resta
     await filter.onInput('input1', async () => {
       throw new Error('no');
     });
-    await sensor.send('out', { n: 1 });
-    await sensor.send('out', { n: 2 });
+    await sensor.send('out', { n: 100 });
+    await sensor.send('out', { n: 101 });
     await seen.take(2, 10_000, 'both dead letters');
     await monitor.close();
     await watching;
