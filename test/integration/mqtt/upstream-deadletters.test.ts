@@ -9,6 +9,7 @@ import { afterAll, expect, test } from 'vitest';
 import { json } from '../../../src/codecs/codec.js';
 import { connect } from '../../../src/connect.js';
 import { defineModule } from '../../../src/core/contract.js';
+import { isEdgeKitError } from '../../../src/errors.js';
 import { connectService } from '../../../src/service/client.js';
 import { mqtt } from '../../../src/transports/mqtt/index.js';
 import { manifest, runQueueScenarios } from '../../cli/queue-scenarios.js';
@@ -94,3 +95,32 @@ test('dead letters kept before any operator consumed them survive a broker resta
     await persistent.stop();
   }
 }, 60_000);
+
+test('a second client consuming the same queue takes its session over: the first ends with connection-lost, nothing is lost', async () => {
+  const url = (await mosquitto()).url;
+  const deviceId = `q-${randomUUID().slice(0, 8)}`;
+  const first = await connectService({ transport: mqtt({ url }) });
+  const second = await connectService({ transport: mqtt({ url }) });
+  const raw = await mqtt({ url }).connect({ clientId: `raw-${deviceId}` });
+  try {
+    await first.applyDeployment(deviceId, manifest);
+    await raw.publish(`upstream/${deviceId}`, new Uint8Array([1]));
+    const a = await first.upstream(deviceId, { prefetch: 1 });
+    expect((await withTimeout(a.next(), 10_000, 'the message, to the first client')).value).toMatchObject({
+      type: 'undecodable',
+    });
+    // Not acknowledged by the first; the second client attaches to the same session.
+    const b = await second.upstream(deviceId, { prefetch: 1 });
+    const ended = await a.next().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isEdgeKitError(ended, 'connection-lost')).toBe(true);
+    const again = await withTimeout(b.next(), 10_000, 'the message, redelivered to the second client');
+    expect(again.value).toMatchObject({ type: 'undecodable', redelivered: true });
+    await b.close();
+  } finally {
+    await raw.close();
+    await Promise.all([first.close(), second.close()]);
+  }
+});
