@@ -810,6 +810,10 @@ class ServiceClientImpl implements ServiceClient {
     this.closed = true;
     this.releaseProcess();
     await Promise.all([...this.watches].map((w) => w.close().catch(() => undefined)));
+    // A queue session still held (by a dead-letter operation under way, or a deployment making queues keep).
+    const sessions = [...this.queueSessions.values()];
+    this.queueSessions.clear();
+    await Promise.all(sessions.map(async (s) => (await s.conn.catch(() => undefined))?.close()));
     const current = this.current;
     this.current = undefined;
     const conn = await current?.catch(() => undefined);

@@ -124,3 +124,18 @@ test('a second client consuming the same queue takes its session over: the first
     await Promise.all([first.close(), second.close()]);
   }
 });
+
+test('closing the client ends a dead-letter operation under way and the queue session it held', async () => {
+  const url = (await mosquitto()).url;
+  const deviceId = `q-${randomUUID().slice(0, 8)}`;
+  const service = await connectService({ transport: mqtt({ url }) });
+  await service.applyDeployment(deviceId, manifest);
+  const listing = service.deadLetters(deviceId, 'filter').list({ idleInMs: 30_000 });
+  const outcome = listing.then(
+    () => 'resolved',
+    (error: unknown) => (isEdgeKitError(error) ? error.code : String(error)),
+  );
+  await service.close();
+  // The listing's session was closed with the client: it ends now, not after its 30 s of idling.
+  expect(await withTimeout(outcome, 5_000, 'the listing to end')).toMatch(/^(connection-lost|closed)$/);
+});
