@@ -58,10 +58,10 @@ const isGroup = (entry: CliCommand | CliGroup): entry is CliGroup => 'commands' 
 function generalHelp(): string {
   const lines = ['Usage: edgekit <command> [options]', '', 'Commands:'];
   for (const [name, entry] of Object.entries(COMMANDS)) {
-    if (!isGroup(entry)) lines.push(`  ${name.padEnd(14)} ${entry.summary}`);
+    if (!isGroup(entry)) lines.push(`  ${name.padEnd(17)} ${entry.summary}`);
     else
       for (const [sub, command] of Object.entries(entry.commands))
-        lines.push(`  ${`${name} ${sub}`.padEnd(14)} ${command.summary}`);
+        lines.push(`  ${`${name} ${sub}`.padEnd(17)} ${command.summary}`);
   }
   lines.push(
     '',
