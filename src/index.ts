@@ -43,7 +43,14 @@ export {
   type UntypedModule,
   untypedModule,
 } from './core/contract.js';
-export { type DeadLetterInfo, type DeadLetterReason, MAX_MESSAGE_BYTES } from './core/envelope.js';
+export {
+  type DeadLetterInfo,
+  type DeadLetterReason,
+  decodeEnvelope,
+  type Envelope,
+  type EnvelopeHeader,
+  MAX_MESSAGE_BYTES,
+} from './core/envelope.js';
 export { type JsonObject, MAX_TWIN_VERSION, TWIN_LIMITS, type TwinDocument } from './core/twin.js';
 export type {
   ClientStats,
@@ -147,6 +154,7 @@ export {
   withCertificate,
 } from './service/identities.js';
 export type {
+  MessageFields,
   MessageMonitor,
   MonitorDestination,
   MonitorEvent,
@@ -158,6 +166,22 @@ export type {
   UndecodableMessage,
 } from './service/monitor.js';
 export type { LinkState } from './service/operations.js';
+export type {
+  DeadLetterEntry,
+  DeadLetterListing,
+  DeadLetterMessage,
+  DeadLetterOptions,
+  DeadLetterQueue,
+  PurgeResult,
+  QueueMessage,
+  ReplayResult,
+  SkippedDeadLetter,
+  UndecodableQueueMessage,
+  UpstreamConsumer,
+  UpstreamEvent,
+  UpstreamOptions,
+  UpstreamStats,
+} from './service/queues.js';
 export type {
   ConsumeOptions,
   Delivery,

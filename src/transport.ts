@@ -39,6 +39,13 @@ export interface TransportConnectOptions {
    * receivers learn nothing.
    */
   readonly identity?: string;
+  /**
+   * This connection holds queues for consumers to come ({@link TransportConnection.keep}, and the consumers that
+   * attach to the same client id): its session must outlive what the transport keeps for other connections (MQTT:
+   * `queueSessionExpiryInSeconds`, default never, instead of `sessionExpiryInSeconds`, which an operator's CLI sets
+   * to 0). Transports without sessions ignore it.
+   */
+  readonly durableSession?: boolean;
   /** Give up connecting after this long (the transport rejects with `timeout`). */
   readonly timeoutInMs?: number;
   readonly abortSignal?: AbortSignal;
@@ -135,6 +142,23 @@ export interface TransportConnection {
    * Several connections with the same `clientId` family consuming one address share it (when `sharedConsumers`).
    */
   consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
+
+  /**
+   * Optional: makes the queue at `address` keep the messages published to it from now on, for this connection's
+   * client id, even while no connection consumes it: a later connection with the same `clientId` that consumes
+   * `address` receives them (those published since `keep` and not taken by another consumer). Resolves once the
+   * broker keeps them; idempotent; takes no messages. Needed where a queue exists only once consumed (MQTT: a
+   * subscription in a persistent session, capability `keepsMessagesBeforeFirstConsumer: false`); a transport whose
+   * queues keep messages anyway implements it as a no-op after its argument checks, or leaves it out.
+   *
+   * @example
+   * ```ts
+   * const keeper = await transport.connect({ clientId: '$queue/upstream/gw-1' });
+   * await keeper.keep?.('upstream/gw-1');
+   * await keeper.close(); // upstream messages now wait for the next connection '$queue/upstream/gw-1'
+   * ```
+   */
+  keep?(address: string): Promise<void>;
 
   /**
    * Observes copies of the messages published to every message address matching `pattern`, without consuming them:

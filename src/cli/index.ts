@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bridgeCommand } from './commands/bridge.js';
+import { deadLetterCommands } from './commands/deadletter.js';
 import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { hubCommand } from './commands/hub.js';
@@ -16,6 +17,7 @@ import { monitorCommand } from './commands/monitor.js';
 import { routesCheck } from './commands/routes-check.js';
 import { statusCommand } from './commands/status.js';
 import { twinGetCommand, twinSetCommand } from './commands/twin.js';
+import { upstreamCommand } from './commands/upstream.js';
 import { type CliCommand, type CliIo, EXIT, visible } from './shared.js';
 
 export { type CliCommand, type CliIo, EXIT } from './shared.js';
@@ -35,6 +37,8 @@ export const COMMANDS: Readonly<Record<string, CliCommand | CliGroup>> = {
   },
   invoke: invokeCommand,
   monitor: monitorCommand,
+  upstream: upstreamCommand,
+  deadletter: { summary: "a module's dead letters", commands: deadLetterCommands },
   status: statusCommand,
   identities: identitiesCommand,
   hub: hubCommand,
@@ -67,10 +71,10 @@ function guides(): string {
 function generalHelp(): string {
   const lines = ['Usage: edgekit <command> [options]', '', 'Commands:'];
   for (const [name, entry] of Object.entries(COMMANDS)) {
-    if (!isGroup(entry)) lines.push(`  ${name.padEnd(14)} ${entry.summary}`);
+    if (!isGroup(entry)) lines.push(`  ${name.padEnd(17)} ${entry.summary}`);
     else
       for (const [sub, command] of Object.entries(entry.commands))
-        lines.push(`  ${`${name} ${sub}`.padEnd(14)} ${command.summary}`);
+        lines.push(`  ${`${name} ${sub}`.padEnd(17)} ${command.summary}`);
   }
   lines.push(
     '',

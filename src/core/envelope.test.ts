@@ -128,3 +128,34 @@ test('the per-output encoder writes the same header as encodeEnvelope', () => {
     properties: {},
   });
 });
+
+const deadLetterHeader = {
+  messageId: 'm-1',
+  createdAt: 1,
+  sourceDeviceId: 'gw',
+  sourceModuleId: 'sensor',
+  properties: {},
+};
+
+describe('decodeEnvelope (public)', () => {
+  test('checks the dead-letter field member by member', () => {
+    const good = { reason: 'handler-failed', error: 'boom', input: 'in', attempts: 2, at: 5 } as const;
+    expect(
+      decodeEnvelope(encodeEnvelope({ ...deadLetterHeader, deadLetter: good }, new Uint8Array())).header.deadLetter,
+    ).toEqual(good);
+    for (const [bad, why] of [
+      [{ ...good, reason: 'sideways' }, /dead-letter reason "sideways"/],
+      [{ ...good, attempts: -1 }, /attempts/],
+      [{ ...good, at: 'now' }, /time/],
+      [{ ...good, input: 3 }, /input/],
+    ] as const) {
+      const bytes = encodeEnvelope({ ...deadLetterHeader, deadLetter: bad as never }, new Uint8Array());
+      expect(() => decodeEnvelope(bytes)).toThrow(why);
+      try {
+        decodeEnvelope(bytes);
+      } catch (error) {
+        expect(isEdgeKitError(error, 'decode-failed')).toBe(true);
+      }
+    }
+  });
+});

@@ -42,7 +42,6 @@ type Tag = (typeof Tag)[keyof typeof Tag];
 /** Largest encoded message (envelope included), as IoT Hub / edgeHub: 256 KiB. */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
-/** Why a message went to the dead-letter queue. */
 /**
  * Why a message was dead-lettered: its handler kept failing, its bytes or body could not be decoded, its body failed
  * the schema, it arrived over the {@link MAX_MESSAGE_BYTES} limit (sent by something other than edgekit; its body is
@@ -50,34 +49,73 @@ export const MAX_MESSAGE_BYTES = 256 * 1024;
  */
 export type DeadLetterReason = 'handler-failed' | 'decode-failed' | 'validation-failed' | 'too-large' | 'forged-source';
 
+/** The dead-letter field of an envelope (tag 10): why and when a module gave the message up. */
 export interface DeadLetterInfo {
   readonly reason: DeadLetterReason;
+  /** The error's message, at most a few hundred characters. */
   readonly error: string;
+  /** The input the message arrived on. */
   readonly input: string;
+  /** How many times the handler ran (0 when it never did: decoding or validation failed first). */
   readonly attempts: number;
   /** Epoch milliseconds. */
   readonly at: number;
 }
 
-/** The envelope header. */
+/** The header of a message envelope: its system properties and application properties (docs/protocol.md). */
 export interface EnvelopeHeader {
+  /** Unique per message; kept across redeliveries and replays, so a consumer can de-duplicate. */
   readonly messageId: string;
   readonly correlationId?: string;
+  /** E.g. `application/json` for bodies of `json()`. */
   readonly contentType?: string;
+  /** E.g. `utf-8`. */
   readonly contentEncoding?: string;
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds when the message was sent. */
   readonly createdAt: number;
+  /**
+   * The device of the module that sent it, as the envelope claims (a receiver checks the claim against the
+   * publisher's identity); empty on the dead letter of bytes that were no envelope.
+   */
   readonly sourceDeviceId: string;
+  /** The module that sent it, as the envelope claims; empty on the dead letter of bytes that were no envelope. */
   readonly sourceModuleId: string;
+  /** The output it was sent on. */
   readonly sourceOutput?: string;
+  /** Application properties. */
   readonly properties: Readonly<Record<string, string>>;
   /** Present only on dead letters. */
   readonly deadLetter?: DeadLetterInfo;
 }
 
+/** A decoded message envelope: header and body bytes (as the message's codec encoded them). */
 export interface Envelope {
   readonly header: EnvelopeHeader;
+  /** The body; a view into the decoded bytes, not a copy. */
   readonly body: Uint8Array;
+}
+
+const DEAD_LETTER_REASONS: readonly string[] = [
+  'handler-failed',
+  'decode-failed',
+  'validation-failed',
+  'too-large',
+  'forged-source',
+] satisfies readonly DeadLetterReason[];
+
+/** Checks every member of a dead-letter field as strictly as the writer's; throws `decode-failed`. */
+function checkDeadLetter(value: unknown): DeadLetterInfo {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw malformed('dead-letter field is not an object');
+  const { reason, error, input, attempts, at } = value as Record<string, unknown>;
+  if (typeof reason !== 'string' || !DEAD_LETTER_REASONS.includes(reason))
+    throw malformed(`dead-letter reason ${JSON.stringify(reason)} is not one of ${DEAD_LETTER_REASONS.join(', ')}`);
+  if (typeof error !== 'string') throw malformed('dead-letter error is not a string');
+  if (typeof input !== 'string') throw malformed('dead-letter input is not a string');
+  if (typeof attempts !== 'number' || !Number.isInteger(attempts) || attempts < 0)
+    throw malformed('dead-letter attempts is not a non-negative integer');
+  if (typeof at !== 'number' || !Number.isFinite(at)) throw malformed('dead-letter time is not a number');
+  return { reason: reason as DeadLetterReason, error, input, attempts, at };
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
@@ -229,7 +267,26 @@ function malformed(why: string, cause?: unknown): EdgeKitError {
   return new EdgeKitError('decode-failed', `malformed envelope: ${why}`, cause === undefined ? {} : { cause });
 }
 
-/** Decodes and strictly checks an envelope; throws `EdgeKitError('decode-failed')` on anything malformed. */
+/**
+ * Decodes the bytes of a message envelope (docs/protocol.md) — what edgekit carries on every queue: module inputs,
+ * `upstream/<device>`, `deadletter/<device>/<module>` — and checks it strictly: the magic, version and flags, every
+ * field's bounds, UTF-8 text, the required fields and the dead-letter field's members. Fields of later versions
+ * (tags above 10) are skipped. For consumers of those queues that are not edgekit clients, e.g. a broker bridge's
+ * far end; the service client's `upstream` and `deadLetters` use it.
+ *
+ * @throws `EdgeKitError` with code `decode-failed` (the message says what is wrong) on anything malformed; never
+ * anything else.
+ * @example
+ * ```ts
+ * import { decodeEnvelope, isEdgeKitError } from 'edgekit';
+ * try {
+ *   const { header, body } = decodeEnvelope(bytes);
+ *   console.log(header.messageId, header.sourceModuleId, new TextDecoder().decode(body));
+ * } catch (error) {
+ *   if (isEdgeKitError(error, 'decode-failed')) console.warn(`not an edgekit message: ${error.message}`);
+ * }
+ * ```
+ */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (!(bytes instanceof Uint8Array)) throw malformed('not a byte array');
   if (bytes.length < PREFIX) throw malformed(`${bytes.length} bytes is shorter than the 8-byte prefix`);
@@ -300,15 +357,16 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
         else properties[name] = value;
         break;
       }
-      case Tag.DeadLetter:
+      case Tag.DeadLetter: {
+        let parsed: unknown;
         try {
-          deadLetter = JSON.parse(text(buf, start, end)) as DeadLetterInfo;
+          parsed = JSON.parse(text(buf, start, end));
         } catch (error) {
           throw malformed('dead-letter field is not JSON', error);
         }
-        if (typeof deadLetter !== 'object' || deadLetter === null)
-          throw malformed('dead-letter field is not an object');
+        deadLetter = checkDeadLetter(parsed);
         break;
+      }
       default:
         throw malformed(`unknown field tag ${tag}`);
     }

@@ -24,6 +24,15 @@ import { applyDeploymentTo } from './apply-deployment.js';
 import { type Deployment, readDeployment } from './deployment.js';
 import { type MessageMonitor, type MonitorFilter, type MonitorOptions, startMonitor } from './monitor.js';
 import { decodeLink, invokeAsService, readTwin, replaceDesired, updateDesired } from './operations.js';
+import {
+  type DeadLetterQueue,
+  deadLetterQueue,
+  type QueueHost,
+  type QueueLease,
+  startUpstream,
+  type UpstreamConsumer,
+  type UpstreamOptions,
+} from './queues.js';
 
 /** Options for {@link connectService}. */
 export interface ServiceClientOptions {
@@ -261,6 +270,34 @@ export interface ServiceClient {
    * devices; `onInvalid` hears of each.
    */
   devices(options?: DevicesOptions): Promise<string[]>;
+  /**
+   * Consumes a device's upstream queue (`upstream/<device>`, where routes `INTO $upstream` send): an async iterator
+   * of the decoded messages, at-least-once — each is acknowledged only when the loop asks for the next, so one the loop
+   * body did not finish (`break`, a throw, `close`, a crash) is delivered again. Several consumers of one device, in
+   * this process or others, share the messages: each goes to one of them (on MQTT, within one service client: see
+   * docs/transports/mqtt.md). Bytes that are no edgekit message are yielded as `undecodable`, never skipped.
+   * `'*'` (every device) rejects with `unsupported`: consume each device. Resolves once consuming.
+   *
+   * @example
+   * ```ts
+   * for await (const m of await service.upstream('gw-1')) {
+   *   if (m.type === 'message') await store(await m.decode(json<Telemetry>()));
+   * } // each message is acknowledged after store() resolved
+   * ```
+   */
+  upstream(deviceId: string, options?: UpstreamOptions): Promise<UpstreamConsumer>;
+  /**
+   * The dead letters of a module (`deadletter/<device>/<module>`): list them (they stay), replay them to the inputs
+   * they were given up on, or purge them.
+   *
+   * @example
+   * ```ts
+   * const dead = service.deadLetters('gw-1', 'filter');
+   * for (const e of (await dead.list()).entries) if (e.type === 'message') console.log(e.deadLetter.reason);
+   * const { replayed, skipped } = await dead.replay();
+   * ```
+   */
+  deadLetters(deviceId: string, moduleId: string): DeadLetterQueue;
   /** Watches a module's reported properties: the current document first, then each new version. */
   watchReported(deviceId: string, moduleId: string, options?: WatchOptions): Promise<TwinWatch>;
   /** Closes the connection and ends every monitor and watch; idempotent. */
@@ -313,6 +350,18 @@ class ServiceClientImpl implements ServiceClient {
   private readonly watches = new Set<{ close(): Promise<void> }>();
   /** Open clients keep the process alive, also while a monitor waits to subscribe again after a lost connection. */
   private readonly releaseProcess = keepProcessAlive();
+  /** The queue sessions open for consuming, by address (see {@link lease}), with how many hold each. */
+  private readonly queueSessions = new Map<string, { conn: Promise<TransportConnection>; holders: number }>();
+
+  /** What the queue operations use of this client. */
+  private get queueHost(): QueueHost {
+    return {
+      clock: this.clock,
+      lease: (address, signal) => this.lease(address, signal),
+      connection: (signal) => this.connection(signal),
+      track: (consumer) => this.track(consumer),
+    };
+  }
 
   constructor(
     private readonly transport: Transport,
@@ -344,10 +393,79 @@ class ServiceClientImpl implements ServiceClient {
     return abortSignal ? raceAbort(this.current, abortSignal) : this.current;
   }
 
-  private async connect(): Promise<TransportConnection> {
+  /**
+   * A connection to consume the queue at `address` on. Where queues keep messages by themselves, this client's own.
+   * Where a queue is a subscription in a session (MQTT), the queue's own session, client id `$queue/<address>` — the
+   * one `applyDeployment` made keep the queue — shared by every consumer of the address in this client and closed
+   * when the last lets go (its subscription stays, so the session keeps filling).
+   */
+  private async lease(address: string, signal?: AbortSignal): Promise<QueueLease> {
+    if (this.transport.capabilities.keepsMessagesBeforeFirstConsumer) {
+      return { conn: await this.connection(signal), release: async () => undefined };
+    }
+    if (this.closed) throw new EdgeKitError('closed', 'the service client is closed');
+    let session = this.queueSessions.get(address);
+    if (session === undefined) {
+      const conn = this.connect(queueClientId(address), true);
+      const entry = { conn, holders: 0 };
+      session = entry;
+      this.queueSessions.set(address, entry);
+      const forget = () => {
+        if (this.queueSessions.get(address) === entry) this.queueSessions.delete(address);
+      };
+      conn.then((c) => c.closed.then(forget), forget);
+    }
+    session.holders++;
+    const held = session;
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      held.holders--;
+      if (held.holders > 0) return;
+      if (this.queueSessions.get(address) === held) this.queueSessions.delete(address);
+      const conn = await held.conn.catch(() => undefined);
+      await conn?.close();
+    };
+    try {
+      const conn = await (signal ? raceAbort(held.conn, signal) : held.conn);
+      return { conn, release };
+    } catch (error) {
+      await release();
+      throw error;
+    }
+  }
+
+  /**
+   * Makes the queues of a deployed device keep their messages before anyone consumes them, where the transport does
+   * not by itself (MQTT): its upstream and each module's dead letters. Returns a warning for each it could not.
+   */
+  private async keepQueues(deviceId: string, modules: readonly string[]): Promise<string[]> {
+    if (this.transport.capabilities.keepsMessagesBeforeFirstConsumer) return [];
+    const queues = [addresses.upstream(deviceId), ...modules.map((m) => addresses.deadLetter(deviceId, m))];
+    const warnings = await Promise.all(
+      queues.map(async (address) => {
+        try {
+          const lease = await this.lease(address);
+          try {
+            await lease.conn.keep?.(address);
+          } finally {
+            await lease.release();
+          }
+          return undefined;
+        } catch (error) {
+          return `${address} does not keep messages until someone consumes it: ${messageOf(error)}`;
+        }
+      }),
+    );
+    return warnings.filter((w) => w !== undefined);
+  }
+
+  private async connect(clientId = this.clientId, durableSession = false): Promise<TransportConnection> {
     try {
       return await this.transport.connect({
-        clientId: this.clientId,
+        clientId,
+        ...(durableSession ? { durableSession } : {}),
         identity: this.identity,
         timeoutInMs: this.connectTimeoutInMs,
       });
@@ -372,6 +490,7 @@ class ServiceClientImpl implements ServiceClient {
     const deployment: Deployment = readDeployment(manifest);
     const conn = await this.connection(signal);
     const applied = await applyDeploymentTo(conn, this.clock, deviceId, deployment, signal);
+    const kept = await this.keepQueues(deviceId, deployment.modules);
     return {
       deviceId,
       deploymentId: applied.id,
@@ -380,7 +499,7 @@ class ServiceClientImpl implements ServiceClient {
       modules: deployment.modules,
       routes: Object.keys(deployment.routes),
       desiredVersions: applied.desiredVersions,
-      warnings: [...deployment.warnings, ...applied.warnings],
+      warnings: [...deployment.warnings, ...applied.warnings, ...kept],
     };
   }
 
@@ -465,6 +584,15 @@ class ServiceClientImpl implements ServiceClient {
       keep: (start, onError) => this.keepSubscribed(start, onError),
       track: (watch) => this.track(watch),
     });
+  }
+
+  async upstream(deviceId: string, options: UpstreamOptions = {}): Promise<UpstreamConsumer> {
+    if (typeof deviceId !== 'string') throw new TypeError('upstream: deviceId must be a device id or "*"');
+    return startUpstream(deviceId, options, this.queueHost);
+  }
+
+  deadLetters(deviceId: string, moduleId: string): DeadLetterQueue {
+    return deadLetterQueue(deviceId, moduleId, this.queueHost);
   }
 
   async modules(deviceId: string): Promise<ModuleStatus[]> {
@@ -706,6 +834,10 @@ class ServiceClientImpl implements ServiceClient {
     this.closed = true;
     this.releaseProcess();
     await Promise.all([...this.watches].map((w) => w.close().catch(() => undefined)));
+    // A queue session still held (by a dead-letter operation under way, or a deployment making queues keep).
+    const sessions = [...this.queueSessions.values()];
+    this.queueSessions.clear();
+    await Promise.all(sessions.map(async (s) => (await s.conn.catch(() => undefined))?.close()));
     const current = this.current;
     this.current = undefined;
     const conn = await current?.catch(() => undefined);
@@ -715,6 +847,14 @@ class ServiceClientImpl implements ServiceClient {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The client id of the session that keeps the queue at `address` where queues are sessions (MQTT). `$` keeps it
+ * apart from every module's client id (`<device>/<module>`: device ids have no `$`) and operator clients'.
+ */
+export function queueClientId(address: string): string {
+  return `$queue/${address}`;
 }
 
 /** Checks an options bag; returns its abort signal. */

@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Clock } from '../clock.js';
 import { Channel, type ClosableIterator, closableIterator } from '../core/async.js';
-import { type DeadLetterInfo, decodeEnvelope, type Envelope } from '../core/envelope.js';
+import { type DeadLetterInfo, decodeEnvelope, type Envelope, type EnvelopeHeader } from '../core/envelope.js';
 import { abortError, EdgeKitError, messageOf } from '../errors.js';
 import { checkName } from '../names.js';
 import type { Subscription, TransportConnection } from '../transport.js';
@@ -44,19 +44,11 @@ export interface MonitorOptions {
 }
 
 /** A message seen by a monitor, decoded. */
-export interface MonitoredMessage {
+export interface MonitoredMessage extends MessageFields {
   readonly type: 'message';
   readonly destination: MonitorDestination;
   /** Epoch ms when the monitor saw it. */
   readonly observedAt: number;
-  readonly messageId: string;
-  readonly correlationId?: string;
-  /** Epoch ms when it was sent. */
-  readonly createdAt: number;
-  readonly source: { readonly deviceId: string; readonly moduleId: string; readonly output?: string };
-  readonly properties: Readonly<Record<string, string>>;
-  readonly contentType?: string;
-  readonly contentEncoding?: string;
   /** The parsed JSON value for JSON content, a string for text, the bytes otherwise. */
   readonly body: unknown;
   readonly bodyBytes: Uint8Array;
@@ -126,6 +118,37 @@ function destinationOf(address: string): MonitorDestination | undefined {
   if (kind === 'upstream') return { kind: 'upstream', deviceId };
   if (kind === 'deadletter' && moduleId !== undefined) return { kind: 'deadletter', deviceId, moduleId };
   return undefined;
+}
+
+/** A message's system and application properties, as the operator's views (monitor, upstream, dead letters) give them. */
+export interface MessageFields {
+  /** Unique per message; the same on a redelivery or a replay, so a consumer can de-duplicate. */
+  readonly messageId: string;
+  readonly correlationId?: string;
+  readonly contentType?: string;
+  readonly contentEncoding?: string;
+  /** Epoch ms when it was sent. */
+  readonly createdAt: number;
+  /** The module that sent it and the output, as the envelope says (empty ids on the dead letter of bytes that were no envelope). */
+  readonly source: { readonly deviceId: string; readonly moduleId: string; readonly output?: string };
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** @internal The {@link MessageFields} of an envelope header. */
+export function headerFields(h: EnvelopeHeader): MessageFields {
+  return {
+    messageId: h.messageId,
+    ...(h.correlationId === undefined ? {} : { correlationId: h.correlationId }),
+    ...(h.contentType === undefined ? {} : { contentType: h.contentType }),
+    ...(h.contentEncoding === undefined ? {} : { contentEncoding: h.contentEncoding }),
+    createdAt: h.createdAt,
+    source: {
+      deviceId: h.sourceDeviceId,
+      moduleId: h.sourceModuleId,
+      ...(h.sourceOutput === undefined ? {} : { output: h.sourceOutput }),
+    },
+    properties: h.properties,
+  };
 }
 
 const utf8 = new TextDecoder('utf-8');
@@ -220,17 +243,7 @@ export async function startMonitor(
       type: 'message',
       destination,
       observedAt,
-      messageId: h.messageId,
-      ...(h.correlationId === undefined ? {} : { correlationId: h.correlationId }),
-      createdAt: h.createdAt,
-      source: {
-        deviceId: h.sourceDeviceId,
-        moduleId: h.sourceModuleId,
-        ...(h.sourceOutput === undefined ? {} : { output: h.sourceOutput }),
-      },
-      properties: h.properties,
-      ...(h.contentType === undefined ? {} : { contentType: h.contentType }),
-      ...(h.contentEncoding === undefined ? {} : { contentEncoding: h.contentEncoding }),
+      ...headerFields(h),
       body: bodyOf(h.contentType, h.contentEncoding, envelope.body),
       bodyBytes: envelope.body,
       ...(h.deadLetter === undefined ? {} : { deadLetter: h.deadLetter }),

@@ -24,7 +24,7 @@ import {
   readTwin,
   updateDesired,
 } from '../service/operations.js';
-import type { Transport, TransportConnection } from '../transport.js';
+import type { Delivery, Transport, TransportConnection } from '../transport.js';
 
 /** One isolated run of the suite against a transport. */
 export interface ConformanceEnvironment {
@@ -1457,6 +1457,74 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
       });
     });
 
+    /** Raw deliveries of a consumer, with their text; `ack` says whether each is acknowledged at once. */
+    const deliveries = async (connection: TransportConnection, address: string, ack: boolean) => {
+      const got: Array<{ text: string; redelivered: boolean; delivery: Delivery }> = [];
+      const waiters: Array<() => void> = [];
+      const subscription = await connection.consume(address, { prefetch: 10 }, (delivery) => {
+        got.push({ text: new TextDecoder().decode(delivery.bytes), redelivered: delivery.redelivered, delivery });
+        if (ack) delivery.ack();
+        for (const wake of waiters.splice(0)) wake();
+      });
+      return {
+        got,
+        subscription,
+        waitFor: (count: number) =>
+          waitUntil(
+            () => got.length >= count,
+            `${count} deliveries on ${address} (got ${got.length})`,
+            WAIT,
+            (wake) => waiters.push(wake),
+          ),
+      };
+    };
+
+    describe('keeping and giving back', () => {
+      const text = (value: string) => new TextEncoder().encode(value);
+      test('after keep(address), a queue no one ever consumed keeps its messages for the client id that kept it', async () => {
+        const address = addresses.upstream(deviceId);
+        const clientId = `$queue-${deviceId}`;
+        const keeper = await env.transport('$operator').connect({ clientId });
+        if (keeper.keep === undefined && !capabilities.keepsMessagesBeforeFirstConsumer) {
+          await keeper.close();
+          throw new Error(
+            'a transport whose queues do not keep messages before their first consumer must implement keep',
+          );
+        }
+        await keeper.keep?.(address);
+        await keeper.keep?.(address); // idempotent
+        await keeper.close();
+        for (const n of [1, 2, 3]) await op.publish(address, text(`m${n}`));
+        const consumer = await env.transport('$operator').connect({ clientId });
+        try {
+          const got = await deliveries(consumer, address, true);
+          await got.waitFor(3);
+          expect(got.got.map((g) => g.text)).toEqual(['m1', 'm2', 'm3']);
+        } finally {
+          await consumer.close();
+        }
+        if (op.keep) await expect(op.keep('upstream/#')).rejects.toThrow();
+      });
+
+      test('a released delivery comes again, marked redelivered, to a consumer of the address', async () => {
+        const address = addresses.upstream(deviceId);
+        await op.keep?.(address);
+        const first = await deliveries(op, address, false);
+        for (const n of [1, 2]) await op.publish(address, text(`m${n}`));
+        await first.waitFor(2);
+        await first.subscription.close();
+        // Last first, so that a transport that puts each back at the head keeps the order.
+        for (const g of [...first.got].reverse()) g.delivery.release?.();
+        if (first.got.some((g) => g.delivery.release === undefined)) return; // optional: redelivered once the connection ends
+        const second = await deliveries(op, address, true);
+        await second.waitFor(2);
+        expect(second.got.map((g) => [g.text, g.redelivered])).toEqual([
+          ['m1', true],
+          ['m2', true],
+        ]);
+      });
+    });
+
     describe('observing and listing', () => {
       /** Raw connections a test opened besides `op`; closed after it. */
       let raw: TransportConnection[] = [];
@@ -1489,40 +1557,19 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
             ),
         };
       };
-      /** Raw deliveries of a consumer, acknowledged at once, as text. */
-      const consumer = async (connection: TransportConnection, address: string) => {
-        const got: string[] = [];
-        const waiters: Array<() => void> = [];
-        await connection.consume(address, { prefetch: 10 }, (delivery) => {
-          got.push(new TextDecoder().decode(delivery.bytes));
-          delivery.ack();
-          for (const wake of waiters.splice(0)) wake();
-        });
-        return {
-          got,
-          waitFor: (count: number) =>
-            waitUntil(
-              () => got.length >= count,
-              `${count} deliveries on ${address} (got ${got.length})`,
-              WAIT,
-              (wake) => waiters.push(wake),
-            ),
-        };
-      };
-
       test('observe() sees messages published to matching addresses, with the address; consumers still get them', async () => {
         const watcher = await rawConnection('watcher');
         const inputs = observations();
         const upstream = observations();
         await watcher.observe(`inputs/${deviceId}/*/*`, inputs.onMessage);
         await watcher.observe(`*/${deviceId}`, upstream.onMessage);
-        const sink = await consumer(await rawConnection('sink'), `inputs/${deviceId}/sink/in`);
+        const sink = await deliveries(await rawConnection('sink'), `inputs/${deviceId}/sink/in`, true);
         await op.publish(`inputs/${deviceId}/sink/in`, text('m1'));
         await op.publish(`upstream/${deviceId}`, text('u1'));
         await inputs.waitFor(`inputs/${deviceId}/sink/in m1`);
         await upstream.waitFor(`upstream/${deviceId} u1`);
         await sink.waitFor(1);
-        expect(sink.got).toEqual(['m1']);
+        expect(sink.got.map((g) => g.text)).toEqual(['m1']);
         expect(inputs.seen).toEqual([`inputs/${deviceId}/sink/in m1`]);
         expect(upstream.seen).toEqual([`upstream/${deviceId} u1`]);
       });
@@ -1532,7 +1579,7 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         const wildcard = observations();
         const exact = observations();
         const address = `inputs/${deviceId}/sink/in`;
-        const sink = await consumer(connection, address);
+        const sink = await deliveries(connection, address, true);
         await connection.observe(`inputs/${deviceId}/*/in`, wildcard.onMessage);
         await connection.observe(address, exact.onMessage);
         await op.publish(address, text('m1'));
@@ -1540,7 +1587,7 @@ export async function runTransportConformance(target: ConformanceTarget): Promis
         await wildcard.waitFor(`${address} m2`);
         await exact.waitFor(`${address} m2`);
         await sink.waitFor(2);
-        expect(sink.got).toEqual(['m1', 'm2']);
+        expect(sink.got.map((g) => g.text)).toEqual(['m1', 'm2']);
         expect(wildcard.seen).toEqual([`${address} m1`, `${address} m2`]);
         expect(exact.seen).toEqual([`${address} m1`, `${address} m2`]);
       });

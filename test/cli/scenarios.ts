@@ -47,7 +47,7 @@ export async function cli(args: readonly string[], signal?: AbortSignal): Promis
 }
 
 /** A CLI run in the background whose output can be awaited line by line. */
-function cliInBackground(args: readonly string[]) {
+export function cliInBackground(args: readonly string[]) {
   const out = new Inbox<string>();
   const err = new Inbox<string>();
   const stop = new AbortController();

@@ -64,7 +64,8 @@ function filterOf(target: string | undefined, kinds: string | undefined): Monito
 /** Bodies longer than this are cut in the readable output (`--json` prints them whole). */
 const MAX_BODY_CHARS = 200;
 
-function bodyText(body: unknown): string {
+/** A body for one line: JSON-escaped, cut at {@link MAX_BODY_CHARS}; bytes as their count. */
+export function bodyText(body: unknown): string {
   if (body instanceof Uint8Array) return `<${body.length} bytes>`;
   // Escaped before it is cut: a cut escape is only text, never a control character.
   const text = visibleJson(body);

@@ -703,6 +703,15 @@ export class AmqpConnection implements TransportConnection {
 
   // ---- consuming ----
 
+  /**
+   * A message queue is durable and declared by its first publisher or consumer, and keeps what it is given with or
+   * without a consumer: nothing to do but the checks.
+   */
+  async keep(address: string): Promise<void> {
+    checkAddress('address', address);
+    if (this.state !== 'open') throw this.endedError();
+  }
+
   consume(address: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
     checkAddress('address', address);
     const prefetch = options?.prefetch;

@@ -579,6 +579,14 @@ export class MemoryConnection implements TransportConnection {
     };
   }
 
+  /** Memory queues keep messages from their first publish, consumed or not: only the checks. */
+  async keep(address: string): Promise<void> {
+    this.check();
+    if (checkAddressPattern(address).includes('*'))
+      throw new RangeError(`keep: ${address} is a pattern, not an address`);
+    this.permit('consume', address);
+  }
+
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
     this.check();
     this.permit('writeRetained', key);

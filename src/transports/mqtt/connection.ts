@@ -562,6 +562,18 @@ export class MqttConnection implements TransportConnection {
     return { close: async () => queue.removeConsumer(consumer) };
   }
 
+  /**
+   * Subscribes the queue's filter in this session, exactly as `consume` does, with no consumer: the broker keeps the
+   * queue's messages in the session from now on, and what it hands this connection meanwhile waits here, unacked, for
+   * a consumer (or, once this connection closes, for the session's next connection).
+   */
+  async keep(address: string): Promise<void> {
+    const topic = this.topics.topic(checkAddress('address', address));
+    this.assertUsable();
+    this.queueFor(topic);
+    await this.subscribeQueue(topic);
+  }
+
   // ---- retained values ------------------------------------------------------------------------------------------
 
   async setRetained(key: string, value: Uint8Array | null): Promise<void> {
@@ -1441,7 +1453,9 @@ export async function openConnection(
     // A persistent session: subscriptions and queued QoS 1 messages survive a disconnect for sessionExpiry seconds.
     clean: false,
     properties: {
-      sessionExpiryInterval: settings.sessionExpiryInSeconds,
+      sessionExpiryInterval: options.durableSession
+        ? settings.queueSessionExpiryInSeconds
+        : settings.sessionExpiryInSeconds,
       // Bounds what the broker sends: no packet over this size, no more than this many unacknowledged at once.
       maximumPacketSize: settings.maxPacketBytes,
       receiveMaximum: settings.receiveMaximum,

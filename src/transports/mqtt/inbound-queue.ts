@@ -105,6 +105,15 @@ export class InboundQueue {
           // Not synchronously: the core may ack from inside onDelivery, and deep recursion helps nobody.
           this.scheduleDispatch();
         },
+        // Back to the front of this queue, for this or another consumer of the topic on this connection; the broker
+        // still has it unacknowledged, so it is redelivered by the session if the connection ends first.
+        release: () => {
+          if (acked || this.stopped) return;
+          acked = true;
+          consumer.unacked -= 1;
+          this.waiting.unshift({ ...message, redelivered: true });
+          this.scheduleDispatch();
+        },
       };
       try {
         consumer.onDelivery(delivery);

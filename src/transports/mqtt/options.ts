@@ -86,6 +86,12 @@ export interface MqttTransportOptions {
    * means never. Default 86 400 (one day).
    */
   readonly sessionExpiryInSeconds?: number;
+  /**
+   * The session expiry of connections that hold queues for consumers to come (`durableSession`: the operator's
+   * upstream and dead-letter sessions, see `keep`), in seconds, whatever `sessionExpiryInSeconds` says. Default
+   * 4294967295: never — a kept queue lives until it is consumed, like a durable AMQP queue.
+   */
+  readonly queueSessionExpiryInSeconds?: number;
   /** First levels of every topic; empty or ending in `/`. Default `edgekit/v1/`. */
   readonly topicPrefix?: string;
   /** Prepended to the client id the core asks for (e.g. to keep several deployments apart on one broker). */
@@ -136,6 +142,7 @@ export interface ResolvedMqttOptions {
   readonly keepaliveInSeconds: number;
   readonly connectTimeoutInMs: number;
   readonly sessionExpiryInSeconds: number;
+  readonly queueSessionExpiryInSeconds: number;
   readonly topicPrefix: string;
   readonly clientIdPrefix: string;
   readonly clientId: string | undefined;
@@ -170,6 +177,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'keepaliveInSeconds',
   'connectTimeoutInMs',
   'sessionExpiryInSeconds',
+  'queueSessionExpiryInSeconds',
   'topicPrefix',
   'clientIdPrefix',
   'clientId',
@@ -387,6 +395,13 @@ export function resolveOptions(options: unknown): ResolvedMqttOptions {
       0,
       MAX_UINT32,
       86_400,
+    ),
+    queueSessionExpiryInSeconds: integerInRange(
+      options.queueSessionExpiryInSeconds,
+      'queueSessionExpiryInSeconds',
+      0,
+      MAX_UINT32,
+      MAX_UINT32,
     ),
     topicPrefix: checkTopicPrefix(options.topicPrefix),
     clientIdPrefix,

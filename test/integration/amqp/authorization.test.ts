@@ -277,6 +277,31 @@ describe('the legit paths, with the real core', () => {
     expect(message === false ? undefined : decodeEnvelope(message.content).header.sourceModuleId).toBe(FILTER);
   });
 
+  it('the operator consumes upstream and a module’s dead letters through the service client, as permitted', async () => {
+    const filter = await moduleOf(Filter, FILTER);
+    expect((await filter.send('output1', { t: 42 })).destinations).toBe(1);
+    const upstream = await service.upstream(DEVICE, { prefetch: 1 });
+    try {
+      // Earlier cases may have left upstream messages: take them until this one.
+      for (;;) {
+        const next = await within(upstream.next(), 10_000, 'the upstream message');
+        if (next.done || next.value.type !== 'message') throw new Error('expected a message');
+        expect(next.value.publisher).toBe(`${DEVICE}/${FILTER}`);
+        if ((await next.value.decode(json<{ t: number }>())).t !== 42) continue;
+        upstream.ack(); // done with it: a break alone would give it back
+        break;
+      }
+    } finally {
+      await upstream.close();
+    }
+    const module = await openAs(`${DEVICE}/${FILTER}`, { identity: `${DEVICE}/${FILTER}` });
+    await module.publish(`deadletter/${DEVICE}/${FILTER}`, new TextEncoder().encode('garbage'));
+    const dead = service.deadLetters(DEVICE, FILTER);
+    const listing = await dead.list({ idleInMs: 500 });
+    expect(listing.entries).toMatchObject([{ type: 'undecodable', publisher: `${DEVICE}/${FILTER}` }]);
+    expect(await dead.purge({ idleInMs: 500 })).toEqual({ purged: 1, undecodable: 1 });
+  });
+
   it('methods answer, and each handler learns its caller from the broker', async () => {
     const sensor = await moduleOf(Sensor, SENSOR);
     const filter = await moduleOf(Filter, FILTER);

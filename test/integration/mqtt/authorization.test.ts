@@ -470,6 +470,29 @@ describe('rogue attempts: each fails with a typed error and changes nothing', ()
     expect(upstream.items).toEqual([`{"machine":{"temperature":50}} from ${DEVICE}/filter`]);
   });
 
+  it('the operator makes upstream and dead letters keep before anyone consumes, and consumes them, as permitted', async () => {
+    // Applied again (same manifest): the queue sessions are made under the operator's permissions, with no warning.
+    const again = await operator.applyDeployment(DEVICE, manifest);
+    expect(again.warnings.filter((w) => w.includes('does not keep'))).toEqual([]);
+    const rogue = await rawAs(`${DEVICE}/rogue`);
+    await rogue.publish(`deadletter/${DEVICE}/rogue`, utf8('garbage')); // its own dead letters: allowed
+    await notAuthorized(rogue.publish(`deadletter/${DEVICE}/filter`, utf8('forged')));
+    const filter = await moduleClient(Filter, 'filter');
+    await filter.send('output1', { machine: { temperature: 99 } }); // routed INTO $upstream
+    const upstream = await operator.upstream(DEVICE);
+    try {
+      const first = await upstream.next();
+      expect(first.value).toMatchObject({ type: 'message', publisher: `${DEVICE}/filter` });
+      upstream.ack();
+    } finally {
+      await upstream.close();
+    }
+    const dead = operator.deadLetters(DEVICE, 'rogue');
+    const listing = await dead.list({ idleInMs: 500 });
+    expect(listing.entries).toMatchObject([{ type: 'undecodable', publisher: `${DEVICE}/rogue` }]);
+    expect(await dead.purge({ idleInMs: 500 })).toEqual({ purged: 1, undecodable: 1 });
+  });
+
   it('a last will on another module’s presence is never written; one on its own presence is', async () => {
     const filter = await moduleClient(Filter, 'filter');
     const before = text(await op.getRetained(`presence/${DEVICE}/filter`));

@@ -38,6 +38,7 @@ describe('option validation', () => {
         keepaliveInSeconds: 0,
         connectTimeoutInMs: 1_000,
         sessionExpiryInSeconds: 0xffff_ffff,
+        queueSessionExpiryInSeconds: 0,
         topicPrefix: '',
         clientIdPrefix: 'site-a:',
         shareGroup: 'edgekit',
@@ -65,6 +66,7 @@ describe('option validation', () => {
     expect(bad({ url, keepaliveInSeconds: 1.5 })).toThrow(RangeError);
     expect(bad({ url, keepaliveInSeconds: '30' })).toThrow(TypeError);
     expect(bad({ url, sessionExpiryInSeconds: 2 ** 32 })).toThrow(RangeError);
+    expect(bad({ url, queueSessionExpiryInSeconds: -1 })).toThrow(RangeError);
     expect(bad({ url, connectTimeoutInMs: 0 })).toThrow(RangeError);
     expect(bad({ url, connectTimeoutInMs: Number.POSITIVE_INFINITY })).toThrow(RangeError);
   });
