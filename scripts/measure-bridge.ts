@@ -10,7 +10,6 @@
  *   npm run measure:bridge -- 20000 30         # 20,000 messages, a 30 s cut
  */
 import { randomUUID } from 'node:crypto';
-import { decodeEnvelope } from '../src/core/envelope.js';
 import { connect, connectService, defineModule, json } from '../src/index.js';
 import { addresses } from '../src/names.js';
 import { mqtt } from '../src/transports/mqtt/index.js';
@@ -34,21 +33,10 @@ async function main() {
   const brokers = await startBridgedDevice({ deviceId });
   const { cloud, device, link } = brokers;
   const service = await connectService({ transport: mqtt({ url: cloud.url }) });
-  const reader = await mqtt({ url: cloud.url }).connect({ clientId: `measure-reader-${deviceId}` });
+  const reader = await mqtt({ url: cloud.url }).connect({ clientId: `measure-link-${deviceId}` });
   let linkState: string | undefined;
   await reader.watchRetained(addresses.link(deviceId), (v) => {
     linkState = v === undefined ? undefined : new TextDecoder().decode(v);
-  });
-  const seen = new Map<number, number>();
-  let short = 0;
-  let lastArrival = 0;
-  await reader.consume(addresses.upstream(deviceId), { prefetch: 500 }, (delivery) => {
-    const envelope = decodeEnvelope(delivery.bytes);
-    const { n } = JSON.parse(new TextDecoder().decode(envelope.body)) as { n: number };
-    if (envelope.header.sourceOutput === 'short') short += 1;
-    else seen.set(n, (seen.get(n) ?? 0) + 1);
-    lastArrival = Date.now();
-    delivery.ack();
   });
   await until(() => linkState === '1', 15_000, 'the bridge to connect');
   await service.applyDeployment(deviceId, {
@@ -65,6 +53,25 @@ async function main() {
       },
     },
   });
+  // The operator reads the upstream as `edgekit upstream` does (the deployment made the cloud keep it).
+  const seen = new Map<number, number>();
+  let short = 0;
+  let lastArrival = 0;
+  const stop = new AbortController();
+  const consumer = await service.upstream(deviceId, { prefetch: 500, abortSignal: stop.signal });
+  const reading = (async () => {
+    try {
+      for await (const event of consumer) {
+        if (event.type !== 'message') continue;
+        const { n } = await event.decode(json<{ n: number }>());
+        if (event.source.output === 'short') short += 1;
+        else seen.set(n, (seen.get(n) ?? 0) + 1);
+        lastArrival = Date.now();
+      }
+    } catch (error) {
+      if (!stop.signal.aborted) throw error;
+    }
+  })();
   const local = await mqtt({ url: device.url }).connect({ clientId: `measure-routes-${deviceId}` });
   let routes = false;
   await local.watchRetained(addresses.routes(deviceId), (v) => {
@@ -111,6 +118,8 @@ async function main() {
   console.log(`| backlog of ${total - upPart} received after it healed | ${(drained / 1000).toFixed(1)} s |`);
   console.log(`| short-lived messages (TTL 2 s) sent during the cut that arrived | ${short} of 100 |`);
 
+  stop.abort();
+  await reading;
   await sensor.close();
   await reader.close();
   await service.close();

@@ -73,4 +73,15 @@ describe('the link state of a bridged device', () => {
     await writer.setRetained(addresses.link('gw'), bytes('?'));
     expect(await service.invoke('gw', 'pinger', 'ping', null)).toMatchObject({ ok: false, status: 502 });
   });
+
+  test('a dead-letter replay for a device whose link is down is refused, and leaves every dead letter', async () => {
+    await writer.setRetained(addresses.link('gw'), bytes('0'));
+    const letters = service.deadLetters('gw', 'pinger');
+    await expect(letters.replay({ idleInMs: 10 })).rejects.toMatchObject({
+      code: 'not-found',
+      message: expect.stringContaining('device gw is not connected to the cloud'),
+    });
+    await writer.setRetained(addresses.link('gw'), bytes('1'));
+    expect(await letters.replay({ idleInMs: 10 })).toMatchObject({ replayed: [], skipped: [] });
+  });
 });

@@ -12,6 +12,7 @@ import { abortError, EdgeKitError, isEdgeKitError, messageOf } from '../errors.j
 import { addresses, checkName } from '../names.js';
 import type { Delivery, Subscription, TransportConnection } from '../transport.js';
 import { headerFields, type MessageFields } from './monitor.js';
+import { decodeLink } from './operations.js';
 
 /** A message taken from an edgekit queue, decoded. */
 export interface QueueMessage extends MessageFields {
@@ -165,6 +166,8 @@ export interface DeadLetterQueue {
    * order, one at a time, each removed only after the broker has the copy (a crash between the two replays it twice,
    * with the same message id). Undecodable entries and dead letters that cannot be replayed (`decode-failed`,
    * `too-large`: no original body; `forged-source`: the sender was not who it claimed) stay, reported in `skipped`.
+   * For a device bridged to this broker whose link is down (`ServiceClient.link`), it rejects with `not-found` and
+   * replays nothing: the bridge would not carry the copies (docs/cloud.md).
    */
   replay(options?: DeadLetterOptions): Promise<ReplayResult>;
   /** Removes the entries (up to `limit`), undecodable ones too, and says how many. */
@@ -533,6 +536,14 @@ export function deadLetterQueue(deviceId: string, moduleId: string, host: QueueH
     async replay(options = {}) {
       const drainWith = drainOptions('deadLetters.replay', options, MAX_LIMIT, MAX_LIMIT);
       const conn = await host.connection(drainWith.signal);
+      // Behind a bridge that is down, what is published for the device reaches nobody (docs/cloud.md): refuse, and
+      // leave every dead letter where it is.
+      if (decodeLink(await conn.getRetained(addresses.link(deviceId))) === 'disconnected') {
+        throw new EdgeKitError(
+          'not-found',
+          `deadLetters.replay: device ${deviceId} is not connected to the cloud (the bridge of its broker is down); nothing was replayed, replay once it is back`,
+        );
+      }
       const replayed: { messageId: string; input: string }[] = [];
       const skipped: SkippedDeadLetter[] = [];
       const done = new Set<string>();

@@ -19,6 +19,12 @@ export {
 export {
   createTestHub,
   type HubConnectOptions,
+  type HubInputBody,
+  type HubInputName,
+  type HubModuleId,
+  type HubModules,
+  type HubOutputBody,
+  type HubOutputName,
   type MessageCollector,
   type ObservedMessage,
   TestHub,

@@ -11,7 +11,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEnvelope } from '../../../src/core/envelope.js';
 import {
   connect,
   connectService,
@@ -36,8 +35,11 @@ const STREAM = 5_000;
 const CUT_MS = 20_000;
 const SHORT_TTL_SECS = 2;
 
-const Sensor = defineModule({ outputs: { data: json<{ n: number }>(), short: json<{ n: number }>() } });
+const Sensor = defineModule({
+  outputs: { data: json<{ n: number }>(), short: json<{ n: number }>(), poison: json<{ n: number }>() },
+});
 const Filter = defineModule({
+  inputs: { in: json<{ n: number }>() },
   desired: typed<{ threshold?: number }>(),
   reported: typed<{ threshold?: number }>(),
   methods: { ping: method(typed<{ n: number }>(), typed<{ pong: number }>()) },
@@ -55,6 +57,7 @@ const manifest = {
             route: 'FROM /messages/modules/sensor/outputs/short INTO $upstream',
             timeToLiveSecs: SHORT_TTL_SECS,
           },
+          poison: 'FROM /messages/modules/sensor/outputs/poison INTO BrokeredEndpoint("/modules/filter/inputs/in")',
         },
       },
     },
@@ -67,8 +70,11 @@ let cloud: Mosquitto;
 let device: Mosquitto;
 let link: TcpProxy;
 let service: ServiceClient;
-/** A plain connection to the cloud broker: the upstream reader and the link watch. */
+/** A plain connection to the cloud broker: the link watch. */
 let reader: TransportConnection;
+/** Ends the operator's upstream loop. */
+const stopUpstream = new AbortController();
+let upstreamLoop: Promise<void> | undefined;
 const linkStates = new Inbox<string | undefined>();
 const upstream = new Inbox<{ output: string; n: number }>();
 const modules: ModuleClient[] = [];
@@ -80,18 +86,31 @@ beforeAll(async () => {
   await reader.watchRetained(addresses.link(deviceId), (value) =>
     linkStates.push(value === undefined ? undefined : new TextDecoder().decode(value)),
   );
-  // The reader's persistent session holds the device's upstream from now on (MQTT keeps messages for a subscriber).
-  await reader.consume(addresses.upstream(deviceId), { prefetch: 500 }, (delivery) => {
-    const envelope = decodeEnvelope(delivery.bytes);
-    const body = JSON.parse(new TextDecoder().decode(envelope.body)) as { n: number };
-    upstream.push({ output: envelope.header.sourceOutput ?? '', n: body.n });
-    delivery.ack();
-  });
   await linkStates.until((s) => s.at(-1) === '1', 15_000, 'the bridge to connect');
   service = await connectService({ transport: transportFor(cloud.url) });
 }, 60_000);
 
+/**
+ * The operator reads the device's upstream on the cloud broker, as `edgekit upstream` does: each message is
+ * acknowledged when the loop asks for the next one.
+ */
+async function readUpstream(): Promise<void> {
+  const consumer = await service.upstream(deviceId, { prefetch: 500, abortSignal: stopUpstream.signal });
+  upstreamLoop = (async () => {
+    try {
+      for await (const event of consumer) {
+        if (event.type !== 'message') throw new Error(`undecodable upstream message: ${event.error.message}`);
+        upstream.push({ output: event.source.output ?? '', n: (await event.decode(json<{ n: number }>())).n });
+      }
+    } catch (error) {
+      if (!stopUpstream.signal.aborted) throw error;
+    }
+  })();
+}
+
 afterAll(async () => {
+  stopUpstream.abort();
+  await upstreamLoop;
   await Promise.allSettled(modules.map((m) => m.close()));
   await service?.close();
   await reader?.close();
@@ -114,20 +133,35 @@ describe('a device bridged to the cloud by the generated Mosquitto configuration
   let sensor: ModuleClient<typeof Sensor>;
   let filter: ModuleClient<typeof Filter>;
   const desired = new Inbox<number | undefined>();
+  const handled = new Inbox<number>();
+  let failing = true;
 
   it('takes its deployment from the cloud; desired changes and method calls reach the device module', async () => {
     const applied = await service.applyDeployment(deviceId, manifest);
     expect([...applied.modules].sort()).toEqual(['filter', 'sensor']);
+    // The deployment made the cloud keep the device's upstream (and dead letters) for the operator from now on.
+    await readUpstream();
     await routesOnDevice();
     const transport = transportFor(device.url);
     sensor = await connect(Sensor, { deviceId, moduleId: 'sensor', transport, onError: () => undefined });
-    filter = await connect(Filter, { deviceId, moduleId: 'filter', transport, onError: () => undefined });
+    // One attempt: a message its handler fails on is dead-lettered at once.
+    filter = await connect(Filter, {
+      deviceId,
+      moduleId: 'filter',
+      transport,
+      maxAttempts: 1,
+      onError: () => undefined,
+    });
     modules.push(sensor, filter);
     await filter.onDesired(async (d) => {
       desired.push(d.threshold);
       if (d.threshold !== undefined) await filter.report({ threshold: d.threshold });
     });
     await filter.handle('ping', async ({ n }) => ({ pong: n + 1 }));
+    await filter.onInput('in', async ({ body }) => {
+      if (failing) throw new Error(`cannot handle ${body.n} yet`);
+      handled.push(body.n);
+    });
     await desired.until((d) => d.includes(1), 10_000, 'the deployed desired properties');
 
     await service.updateDesired(deviceId, 'filter', { threshold: 2 });
@@ -212,6 +246,37 @@ describe('a device bridged to the cloud by the generated Mosquitto configuration
     const after = await service.invoke(deviceId, 'filter', 'ping', { n: 9 }, { timeoutInMs: 10_000 });
     expect(after).toMatchObject({ ok: true, payload: { pong: 10 } });
   }, 120_000);
+
+  it('dead letters cross up; replay from the cloud is refused while the link is down, and reaches the module once it is back', async () => {
+    const letters = service.deadLetters(deviceId, 'filter');
+    await sensor.send('poison', { n: 7 });
+    await expect
+      .poll(
+        async () => (await letters.list()).entries.map((e) => (e.type === 'message' ? e.deadLetter.reason : e.type)),
+        {
+          timeout: 15_000,
+        },
+      )
+      .toEqual(['handler-failed']);
+    const listed = await cli(['deadletter', 'list', `${deviceId}/filter`, '--json', '--broker', cloud.url]);
+    expect(listed).toMatchObject({ code: 0 });
+    expect(listed.stdout).toContain('"reason":"handler-failed"');
+
+    link.cut({ refuse: true });
+    await linkStates.until((s) => s.at(-1) === '0', 10_000, 'the cloud to see the link down');
+    await expect(letters.replay()).rejects.toThrow(
+      `device ${deviceId} is not connected to the cloud (the bridge of its broker is down); nothing was replayed`,
+    );
+    link.heal();
+    await linkStates.until((s) => s.at(-1) === '1', 15_000, 'the bridge to reconnect');
+
+    failing = false;
+    const result = await letters.replay();
+    expect(result.replayed).toHaveLength(1);
+    expect(result.skipped).toEqual([]);
+    expect(await handled.until((h) => h.includes(7), 10_000, 'the replayed message at the module')).toContain(7);
+    expect((await letters.list()).entries).toEqual([]);
+  });
 
   it("a module whose connection dies on the device shows offline in the cloud: the device broker's will crosses up", async () => {
     const proxy = await startTcpProxy(device.port);
