@@ -83,6 +83,8 @@ interface Outcome {
   readonly receiverReconnects: number;
   /** From starting the killed node again until cluster_status lists it running. */
   readonly rejoinInMs: number;
+  /** Each module's presence as the operator saw it change, in order. */
+  readonly presence: Record<'sink' | 'sensor', string[]>;
 }
 
 /**
@@ -106,14 +108,20 @@ async function streamAcrossLeaderKill(place: {
 
   const transportFrom = (first: number) =>
     amqp({ urls: urlsFrom(first), queueType: 'quorum', prefix, heartbeatInSeconds: 5, connectTimeoutInMs: 10_000 });
+  // The operator stays on the node that is never killed, and watches both modules' presence throughout.
   const operator = transportFrom((leader + 2) % 3);
   const op = await operator.connect({ clientId: '$operator' });
-  try {
-    await deployRoutes(op, deviceId, {
-      r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+  clients.push(op);
+  await deployRoutes(op, deviceId, {
+    r: 'FROM /messages/modules/sensor/outputs/out INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+  });
+  const presence: Record<'sink' | 'sensor', string[]> = { sink: [], sensor: [] };
+  for (const moduleId of ['sink', 'sensor'] as const) {
+    await op.watchRetained(addresses.presence(deviceId, moduleId), (value) => {
+      presence[moduleId].push(
+        value === undefined ? 'none' : (JSON.parse(new TextDecoder().decode(value)) as { state: string }).state,
+      );
     });
-  } finally {
-    await op.close();
   }
   const common = {
     deviceId,
@@ -198,6 +206,12 @@ async function streamAcrossLeaderKill(place: {
     'the restarted node running in the cluster',
   );
   const rejoinInMs = Date.now() - restarted;
+  // Whatever the will said while a module moved, both are online in the end.
+  await until(
+    () => presence.sink.at(-1) === 'online' && presence.sensor.at(-1) === 'online',
+    30_000,
+    `both modules online (sink: ${presence.sink.join(',')}; sensor: ${presence.sensor.join(',')})`,
+  );
 
   const deliveries = [...received.values()].reduce((a, b) => a + b, 0);
   return {
@@ -212,6 +226,7 @@ async function streamAcrossLeaderKill(place: {
     senderReconnects: sensor.stats().reconnects,
     receiverReconnects: sink.stats().reconnects,
     rejoinInMs,
+    presence,
   };
 }
 
