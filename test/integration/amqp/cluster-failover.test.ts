@@ -3,8 +3,9 @@
  * is a quorum queue; the node leading it is SIGKILLed during a 5,000-message stream, once with the sender connected
  * to a surviving node (and the receiver to the dying one), once with the sender connected to the dying node (and the
  * receiver to a surviving one). Every send resolves, and every message arrives while the node is still down (none
- * lost; duplicates allowed and counted); clients of the killed node reconnect to another; the node, started again,
- * rejoins the cluster.
+ * lost; duplicates allowed and counted); clients of the killed node reconnect to another (their presence goes
+ * offline, then online), a module holding its will from a queue whose leader was killed stays online; the node,
+ * started again, rejoins the cluster.
  *
  * The cluster is this file's own (about 25–45 s to form), stopped after it.
  */
@@ -17,7 +18,7 @@ import type { ModuleClient } from '../../../src/core/types.js';
 import { addresses } from '../../../src/names.js';
 import { deployRoutes } from '../../../src/service/operations.js';
 import { amqp } from '../../../src/transports/amqp/index.js';
-import { topology } from '../../../src/transports/amqp/topology.js';
+import { topology, willQueueArguments } from '../../../src/transports/amqp/topology.js';
 import { type RabbitMQCluster, startRabbitMQCluster } from '../brokers/rabbitmq-cluster.js';
 import { uniquePrefix, until } from './support.js';
 
@@ -55,13 +56,20 @@ function urlsFrom(first: number): string[] {
   return urls.map((_, k) => urls[(first + k) % urls.length] as string);
 }
 
-/** Declares the quorum queue `queue` through node `index` (RabbitMQ places its leader on the declaring node). */
-async function declareThrough(index: number, queue: string): Promise<void> {
+/**
+ * Declares the quorum queue `queue` through node `index` (RabbitMQ places its leader on the declaring node), with the
+ * arguments the transport uses for it.
+ */
+async function declareThrough(
+  index: number,
+  queue: string,
+  args: Record<string, unknown> = { 'x-queue-type': 'quorum' },
+): Promise<void> {
   const connection = await amqplib.connect(cluster.urls[index] as string);
   connection.on('error', () => undefined);
   try {
     const channel = await connection.createChannel();
-    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await channel.assertQueue(queue, { durable: true, arguments: args });
   } finally {
     await connection.close();
   }
@@ -95,14 +103,23 @@ async function streamAcrossLeaderKill(place: {
   sender: (leader: number) => number;
   receiver: (leader: number) => number;
   declareOn: number;
+  /** Declare the receiver's will queue on the leader's node too (its holder is then on another node). */
+  receiverWillOnLeader?: boolean;
 }): Promise<Outcome> {
   const prefix = uniquePrefix();
   const deviceId = 'gw-cluster';
-  const queue = topology(prefix).messageQueue(addresses.input(deviceId, 'sink', 'in'));
+  const names = topology(prefix);
+  const queue = names.messageQueue(addresses.input(deviceId, 'sink', 'in'));
   await declareThrough(place.declareOn, queue);
   const leaderName = await cluster.leaderOf(queue);
   expect(leaderName).toBeDefined();
   const leader = cluster.indexOf(leaderName as string);
+  if (place.receiverWillOnLeader === true) {
+    const will = names.willQueue(`${deviceId}/sink`);
+    const from = names.fromExchange(`${deviceId}/sink`);
+    await declareThrough(leader, will, willQueueArguments(names, from, addresses.presence(deviceId, 'sink'), 'quorum'));
+    expect(await cluster.leaderOf(will)).toBe(leaderName);
+  }
   const senderNode = place.sender(leader);
   const receiverNode = place.receiver(leader);
 
@@ -248,9 +265,12 @@ describe('a quorum input queue across the death of its leader node', () => {
       declareOn: 1,
       receiver: (leader) => (leader + 1) % 3,
       sender: (leader) => leader,
+      receiverWillOnLeader: true,
     });
     console.info('sender on the dying node:', JSON.stringify(outcome));
     expect(outcome).toMatchObject({ resolved: TOTAL, rejected: 0, distinct: TOTAL, lost: 0 });
     expect(outcome.senderReconnects).toBeGreaterThanOrEqual(1);
+    // The receiver held its will from a queue whose leader died: the will stays held, the receiver never shows offline.
+    expect(outcome.presence.sink).toEqual(['none', 'online']);
   }, 300_000);
 });
