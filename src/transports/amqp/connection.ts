@@ -32,7 +32,8 @@ import {
   translateConnectError,
   translateOperationError,
 } from './errors.js';
-import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
+import { NodeRotation } from './node-rotation.js';
+import type { AmqplibModule, AmqpNode, ResolvedAmqpOptions } from './options.js';
 import { type BrokerLimits, ConfirmPublisher } from './publisher.js';
 import { coalesceSocketWrites, socketOf } from './socket-writes.js';
 import {
@@ -42,7 +43,8 @@ import {
   messageQueueArguments,
   OBSERVER_QUEUE_ARGUMENTS,
   PUBLISHER_HEADER,
-  RETAINED_QUEUE_ARGUMENTS,
+  type QueueType,
+  retainedQueueArguments,
   type Topology,
   willQueueArguments,
 } from './topology.js';
@@ -231,6 +233,7 @@ export interface AmqpInternals {
   /** The connection's own exchange. */
   readonly from: string;
   readonly priorities: boolean;
+  readonly queueType: QueueType;
   /** Runs `operation` on the connection's amqplib connection, translating its errors as every operation's. */
   run<T>(what: string, operation: (model: ChannelModel) => Promise<T>): Promise<T>;
 }
@@ -319,6 +322,7 @@ export class AmqpConnection implements TransportConnection {
       names,
       from: this.from,
       priorities: options.priorities,
+      queueType: options.queueType,
       run: (what, operation) => this.run(what, () => operation(model)),
     });
     this.topologySlot = new ChannelSlot(() => model.createChannel());
@@ -528,7 +532,10 @@ export class AmqpConnection implements TransportConnection {
 
   /** Declares a message queue (idempotent), with the arguments every client of the broker uses. */
   private async declareMessageQueue(channel: Channel, queue: string): Promise<void> {
-    await channel.assertQueue(queue, { durable: true, arguments: messageQueueArguments(this.options.priorities) });
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: messageQueueArguments(this.options.priorities, this.options.queueType),
+    });
   }
 
   /**
@@ -554,7 +561,7 @@ export class AmqpConnection implements TransportConnection {
     const updates = this.names.updatesExchange(key);
     await Promise.all([
       channel.assertExchange(updates, 'fanout', { durable: true }),
-      channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } }),
+      channel.assertQueue(queue, { durable: true, arguments: retainedQueueArguments(this.options.queueType) }),
     ]);
     await Promise.all([channel.bindQueue(queue, updates, ''), channel.bindExchange(updates, this.from, queue)]);
   }
@@ -1012,7 +1019,7 @@ export class AmqpConnection implements TransportConnection {
     // operator's topology that binding is the operator's, and exists only if this identity may write the key).
     if (this.manages) await this.ensureRetainedRoute(will.key, retainedQueue);
     const queue = this.names.willQueue(clientId);
-    const args = willQueueArguments(this.names, this.from, will.key);
+    const args = willQueueArguments(this.names, this.from, will.key, this.options.queueType);
     let channel = await this.model.createChannel();
     channel.on('error', noop);
     try {
@@ -1332,14 +1339,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out
 }
 
 /**
- * Connects to RabbitMQ within the time budget and returns the edgekit connection. An attempt that finishes after
- * the deadline or the abort is closed at once. `limits` is the transport's, shared by all its connections.
+ * Connects to RabbitMQ within the time budget and returns the edgekit connection. With several nodes, tries them in
+ * the order `rotation` gives, each with an equal share of the budget left (so a node that does not answer cannot
+ * use it all), until one answers; `rotation` learns which one did. An attempt that finishes after its deadline or
+ * the abort is closed at once. `limits` is the transport's, shared by all its connections.
  */
 export async function connectAmqp(
   lib: AmqplibModule,
   options: ResolvedAmqpOptions,
   connectOptions: TransportConnectOptions,
   limits: BrokerLimits,
+  rotation: NodeRotation = new NodeRotation(options.nodes.length),
 ): Promise<TransportConnection> {
   if (typeof connectOptions !== 'object' || connectOptions === null)
     throw new TypeError('connect options are required');
@@ -1356,16 +1366,80 @@ export async function connectAmqp(
       : checkDuration('timeoutInMs', connectOptions.timeoutInMs);
   if (abortSignal?.aborted) throw abortError(abortSignal);
 
+  const order = rotation.order();
+  const started = Date.now();
+  const failures: Array<{ readonly target: string; readonly error: EdgeKitError }> = [];
+  for (const [k, index] of order.entries()) {
+    const node = options.nodes[index] as AmqpNode;
+    const left = timeoutInMs - (Date.now() - started);
+    if (left <= 0 && failures.length > 0) break;
+    try {
+      const connection = await connectNode(
+        lib,
+        node,
+        options,
+        connectOptions,
+        Math.max(1, left / (order.length - k)),
+        limits,
+      );
+      rotation.worked(index);
+      return connection;
+    } catch (error) {
+      const translated = isEdgeKitError(error) ? error : translateConnectError(error, node.target, options.secrets);
+      if (order.length === 1 || translated.code === 'aborted') throw translated;
+      failures.push({ target: node.target, error: translated });
+    }
+  }
+  throw noNodeAnswered(failures, options.nodes.length, timeoutInMs);
+}
+
+/**
+ * The error of a connect that found no node: the common code of every node's failure (`connection-failed` when they
+ * differ), and each node's message.
+ */
+function noNodeAnswered(
+  failures: ReadonlyArray<{ readonly target: string; readonly error: EdgeKitError }>,
+  count: number,
+  timeoutInMs: number,
+): EdgeKitError {
+  const codes = new Set(failures.map((f) => f.error.code));
+  const code = codes.size === 1 ? (failures[0] as { error: EdgeKitError }).error.code : 'connection-failed';
+  const untried = count - failures.length;
+  return new EdgeKitError(
+    code,
+    `could not connect to any of ${count} RabbitMQ nodes within ${timeoutInMs} ms: ` +
+      failures.map((f) => f.error.message).join('; ') +
+      (untried > 0 ? `; ${untried} not tried (no time left)` : ''),
+    {
+      cause: failures[failures.length - 1]?.error,
+      details: {
+        timeoutInMs,
+        nodes: failures.map((f) => ({ target: f.target, code: f.error.code, ...f.error.details })),
+      },
+    },
+  );
+}
+
+/** Connects to one node within `timeoutInMs`. */
+async function connectNode(
+  lib: AmqplibModule,
+  node: AmqpNode,
+  options: ResolvedAmqpOptions,
+  connectOptions: TransportConnectOptions,
+  timeoutInMs: number,
+  limits: BrokerLimits,
+): Promise<TransportConnection> {
+  const { clientId, abortSignal } = connectOptions;
   const attempt = (async () => {
     let model: ChannelModel;
     try {
-      model = await lib.connect(options.connect, {
+      model = await lib.connect(node.connect, {
         ...options.socket,
         timeout: Math.ceil(timeoutInMs),
         clientProperties: { connection_name: `edgekit ${clientId}` },
       });
     } catch (error) {
-      throw translateConnectError(error, options.target, options.secrets);
+      throw translateConnectError(error, node.target, options.secrets);
     }
     model.on('error', noop);
     coalesceSocketWrites(model);
@@ -1382,9 +1456,11 @@ export async function connectAmqp(
     timer = setTimeout(
       () =>
         reject(
-          new EdgeKitError('timeout', `could not connect to RabbitMQ at ${options.target} within ${timeoutInMs} ms`, {
-            details: { timeoutInMs },
-          }),
+          new EdgeKitError(
+            'timeout',
+            `could not connect to RabbitMQ at ${node.target} within ${Math.ceil(timeoutInMs)} ms`,
+            { details: { timeoutInMs: Math.ceil(timeoutInMs) } },
+          ),
         ),
       timeoutInMs,
     );
