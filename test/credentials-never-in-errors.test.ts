@@ -96,16 +96,6 @@ describe('amqp() refuses a malformed URL without showing its password', () => {
   });
 });
 
-describe('amqp({ urls }) refuses a malformed node URL without showing its password', () => {
-  test.each(AMQP_URLS)('%s: %s', (_, url, says) => {
-    const error = thrown(() => amqp({ urls: ['amqp://u:Zq7Wv4@good-host', url] }));
-    expect(error).toSatisfy((e) => e instanceof TypeError || e instanceof RangeError);
-    expect((error as Error).message).toMatch(says);
-    expect((error as Error).message).toMatch(/^urls\[1\]/);
-    expectNoSecret(error, SECRETS);
-  });
-});
-
 describe('fromEnvironment refuses a malformed EDGEKIT_BROKER_URL without showing its password', () => {
   test.each([...MQTT_URLS, ...AMQP_URLS])('%s: %s', async (_, url) => {
     const error = await fromEnvironment(untypedModule, {
@@ -148,12 +138,12 @@ describe('a % in a URL password is taken literally unless it starts a percent-en
   });
 
   test('amqp(), also in the vhost', () => {
-    expect(resolveAmqpOptions({ url: 'amqp://u:50%@host/v%' }).nodes[0]?.connect).toMatchObject({
+    expect(resolveAmqpOptions({ url: 'amqp://u:50%@host/v%' }).connect).toMatchObject({
       username: 'u',
       password: '50%',
       vhost: 'v%',
     });
-    expect(resolveAmqpOptions({ url: 'amqp://u%zz:p%2Fq@host/%2F' }).nodes[0]?.connect).toMatchObject({
+    expect(resolveAmqpOptions({ url: 'amqp://u%zz:p%2Fq@host/%2F' }).connect).toMatchObject({
       username: 'u%zz',
       password: 'p/q',
       vhost: '/',

@@ -122,28 +122,3 @@ describe('rabbitmqDefinitions', () => {
     expect(() => render([module('gw', 'a')], { prefix: 'amq.x' })).toThrow(RangeError);
   });
 });
-
-describe('rabbitmqDefinitions with queueType', () => {
-  it("declares message, retained and view queues as the transport's quorum queues", () => {
-    const principals = [module('gw-1', 'f', { publish: ['deadletter/gw-1/f', 'inputs/gw-1/g/in'] }), operator];
-    const quorum = render(principals, { queueType: 'quorum' });
-    const args = (name: string) => quorum.queues.find((q) => q.name === name)?.arguments;
-    expect(args('edgekit.msg.inputs.gw-1.g.in')).toEqual({ 'x-queue-type': 'quorum' });
-    expect(args('edgekit.msg.deadletter.gw-1.f')).toEqual({ 'x-queue-type': 'quorum' });
-    expect(args('edgekit.retained.routes.gw-1')).toEqual({
-      'x-queue-type': 'quorum',
-      'x-max-length': 1,
-      'x-overflow': 'drop-head',
-    });
-    expect(args('edgekit.view.gw-1.f.routes.gw-1')).toEqual(args('edgekit.retained.routes.gw-1'));
-    expect(quorum.queues.every((q) => q.durable && !q.auto_delete)).toBe(true);
-    // The default stays classic: no type argument, as before.
-    const classic = render(principals);
-    expect(classic.queues.find((q) => q.name === 'edgekit.msg.inputs.gw-1.g.in')?.arguments).toEqual({});
-  });
-
-  it('refuses an unknown type, and priorities with quorum queues', () => {
-    expect(() => render([operator], { queueType: 'stream' })).toThrow(RangeError);
-    expect(() => render([operator], { queueType: 'quorum', priorities: true })).toThrow(/priorities need classic/);
-  });
-});

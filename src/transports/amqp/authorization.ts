@@ -17,13 +17,12 @@ import { checkAddressPattern, checkIdentity, matchesAddressPattern, parseIdentit
 import type { TransportConnection } from '../../transport.js';
 import { amqpInternalsOf, peekLatest } from './connection.js';
 import { AmqpReplyCode, replyCodeOf } from './errors.js';
-import type { AmqpQueueType } from './options.js';
 import {
   checkAddress,
   checkPrefix,
   DEFAULT_PREFIX,
   messageQueueArguments,
-  retainedQueueArguments,
+  RETAINED_QUEUE_ARGUMENTS,
   type Topology,
   topology,
 } from './topology.js';
@@ -43,11 +42,6 @@ export interface RabbitDefinitionsOptions {
   readonly vhost?: string;
   /** The transport's `priorities`: message queues are declared with `x-max-priority` when true; default false. */
   readonly priorities?: boolean;
-  /**
-   * The transport's `queueType`: with `'quorum'`, message, retained and view queues are quorum queues, declared with
-   * the same arguments as the transport's; default `'classic'`.
-   */
-  readonly queueType?: AmqpQueueType;
 }
 
 /** A user in RabbitMQ's definitions format. */
@@ -334,18 +328,7 @@ interface Layout {
   readonly views: Map<string, string>;
 }
 
-function checkQueueType(value: unknown): AmqpQueueType {
-  if (value === undefined) return 'classic';
-  if (value !== 'classic' && value !== 'quorum') {
-    throw new RangeError(`queueType must be 'classic' or 'quorum', got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function layoutOf(plan: Plan, priorities: boolean, queueType: AmqpQueueType): Layout {
-  if (priorities && queueType === 'quorum') {
-    throw new RangeError("priorities need classic queues: RabbitMQ 3.10's quorum queues refuse x-max-priority");
-  }
+function layoutOf(plan: Plan, priorities: boolean): Layout {
   const { names } = plan;
   const exchanges = new Map<string, 'direct' | 'topic' | 'fanout'>([
     [names.observeExchange, 'topic'],
@@ -367,7 +350,7 @@ function layoutOf(plan: Plan, priorities: boolean, queueType: AmqpQueueType): La
     const updates = names.updatesExchange(key);
     const queue = names.retainedQueue(key);
     exchanges.set(updates, 'fanout');
-    queues.set(queue, retainedQueueArguments(queueType));
+    queues.set(queue, RETAINED_QUEUE_ARGUMENTS);
     bind(updates, queue, 'queue', '');
     return updates;
   };
@@ -382,7 +365,7 @@ function layoutOf(plan: Plan, priorities: boolean, queueType: AmqpQueueType): La
     done.add(identity);
     for (const address of principal.publish) {
       const queue = names.messageQueue(address);
-      queues.set(queue, messageQueueArguments(priorities, queueType));
+      queues.set(queue, messageQueueArguments(priorities));
       bind(from, queue, 'queue', queue);
       bind(from, names.observeExchange, 'exchange', queue);
     }
@@ -392,7 +375,7 @@ function layoutOf(plan: Plan, priorities: boolean, queueType: AmqpQueueType): La
     }
     for (const key of expand(principal.readRetained, plan.keys)) {
       const view = names.viewQueue(identity, key);
-      queues.set(view, retainedQueueArguments(queueType));
+      queues.set(view, RETAINED_QUEUE_ARGUMENTS);
       bind(updatesOf(key), view, 'queue', '');
       views.set(view, names.retainedQueue(key));
     }
@@ -462,7 +445,7 @@ export function rabbitmqDefinitions(
     permissions.push({ user, vhost, configure: rights.configure, write: rights.write, read: rights.read });
     for (const topic of rights.topics) topics.push({ user, vhost, ...topic });
   }
-  const layout = layoutOf(plan, options.priorities === true, checkQueueType(options.queueType));
+  const layout = layoutOf(plan, options.priorities === true);
   return {
     users,
     vhosts: [{ name: vhost }],
@@ -492,8 +475,6 @@ export function rabbitmqDefinitions(
 export interface DeclareRabbitAccessOptions {
   /** The transport's `priorities`; default: the connection's transport's. */
   readonly priorities?: boolean;
-  /** The transport's `queueType`; default: the connection's transport's. */
-  readonly queueType?: AmqpQueueType;
   /**
    * The principals of the plan this one replaces. The bindings that plan had and this one has not are removed — a
    * route dropped, a module removed — since a binding is what lets an identity write somewhere, and neither a
@@ -553,13 +534,12 @@ export async function declareRabbitAccess(
   }
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const priorities = options.priorities ?? internals.priorities;
-  const queueType = options.queueType === undefined ? internals.queueType : checkQueueType(options.queueType);
   const plan = planOf(principals, internals.names.prefix);
-  const layout = layoutOf(plan, priorities, queueType);
+  const layout = layoutOf(plan, priorities);
   const stale =
     options.previous === undefined
       ? []
-      : [...layoutOf(planOf(options.previous, internals.names.prefix), priorities, queueType).bindings].filter(
+      : [...layoutOf(planOf(options.previous, internals.names.prefix), priorities).bindings].filter(
           ([id]) => !layout.bindings.has(id),
         );
   return internals.run('declaring the access plan', async (model) => {

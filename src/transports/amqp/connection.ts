@@ -32,8 +32,7 @@ import {
   translateConnectError,
   translateOperationError,
 } from './errors.js';
-import { NodeRotation } from './node-rotation.js';
-import type { AmqplibModule, AmqpNode, ResolvedAmqpOptions } from './options.js';
+import type { AmqplibModule, ResolvedAmqpOptions } from './options.js';
 import { type BrokerLimits, ConfirmPublisher } from './publisher.js';
 import { coalesceSocketWrites, socketOf } from './socket-writes.js';
 import {
@@ -43,8 +42,7 @@ import {
   messageQueueArguments,
   OBSERVER_QUEUE_ARGUMENTS,
   PUBLISHER_HEADER,
-  type QueueType,
-  retainedQueueArguments,
+  RETAINED_QUEUE_ARGUMENTS,
   type Topology,
   willQueueArguments,
 } from './topology.js';
@@ -233,7 +231,6 @@ export interface AmqpInternals {
   /** The connection's own exchange. */
   readonly from: string;
   readonly priorities: boolean;
-  readonly queueType: QueueType;
   /** Runs `operation` on the connection's amqplib connection, translating its errors as every operation's. */
   run<T>(what: string, operation: (model: ChannelModel) => Promise<T>): Promise<T>;
 }
@@ -322,7 +319,6 @@ export class AmqpConnection implements TransportConnection {
       names,
       from: this.from,
       priorities: options.priorities,
-      queueType: options.queueType,
       run: (what, operation) => this.run(what, () => operation(model)),
     });
     this.topologySlot = new ChannelSlot(() => model.createChannel());
@@ -532,10 +528,7 @@ export class AmqpConnection implements TransportConnection {
 
   /** Declares a message queue (idempotent), with the arguments every client of the broker uses. */
   private async declareMessageQueue(channel: Channel, queue: string): Promise<void> {
-    await channel.assertQueue(queue, {
-      durable: true,
-      arguments: messageQueueArguments(this.options.priorities, this.options.queueType),
-    });
+    await channel.assertQueue(queue, { durable: true, arguments: messageQueueArguments(this.options.priorities) });
   }
 
   /**
@@ -561,7 +554,7 @@ export class AmqpConnection implements TransportConnection {
     const updates = this.names.updatesExchange(key);
     await Promise.all([
       channel.assertExchange(updates, 'fanout', { durable: true }),
-      channel.assertQueue(queue, { durable: true, arguments: retainedQueueArguments(this.options.queueType) }),
+      channel.assertQueue(queue, { durable: true, arguments: { ...RETAINED_QUEUE_ARGUMENTS } }),
     ]);
     await Promise.all([channel.bindQueue(queue, updates, ''), channel.bindExchange(updates, this.from, queue)]);
   }
@@ -1019,7 +1012,7 @@ export class AmqpConnection implements TransportConnection {
     // operator's topology that binding is the operator's, and exists only if this identity may write the key).
     if (this.manages) await this.ensureRetainedRoute(will.key, retainedQueue);
     const queue = this.names.willQueue(clientId);
-    const args = willQueueArguments(this.names, this.from, will.key, this.options.queueType);
+    const args = willQueueArguments(this.names, this.from, will.key);
     let channel = await this.model.createChannel();
     channel.on('error', noop);
     try {
@@ -1339,17 +1332,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out
 }
 
 /**
- * Connects to RabbitMQ within the time budget and returns the edgekit connection. With several nodes, tries them in
- * the order `rotation` gives, each with an equal share of the budget left (so a node that does not answer cannot
- * use it all), until one answers; `rotation` learns which one did. An attempt that finishes after its deadline or
- * the abort is closed at once. `limits` is the transport's, shared by all its connections.
+ * Connects to RabbitMQ within the time budget and returns the edgekit connection. An attempt that finishes after
+ * the deadline or the abort is closed at once. `limits` is the transport's, shared by all its connections.
  */
 export async function connectAmqp(
   lib: AmqplibModule,
   options: ResolvedAmqpOptions,
   connectOptions: TransportConnectOptions,
   limits: BrokerLimits,
-  rotation: NodeRotation = new NodeRotation(options.nodes.length),
 ): Promise<TransportConnection> {
   if (typeof connectOptions !== 'object' || connectOptions === null)
     throw new TypeError('connect options are required');
@@ -1366,80 +1356,16 @@ export async function connectAmqp(
       : checkDuration('timeoutInMs', connectOptions.timeoutInMs);
   if (abortSignal?.aborted) throw abortError(abortSignal);
 
-  const order = rotation.order();
-  const started = Date.now();
-  const failures: Array<{ readonly target: string; readonly error: EdgeKitError }> = [];
-  for (const [k, index] of order.entries()) {
-    const node = options.nodes[index] as AmqpNode;
-    const left = timeoutInMs - (Date.now() - started);
-    if (left <= 0 && failures.length > 0) break;
-    try {
-      const connection = await connectNode(
-        lib,
-        node,
-        options,
-        connectOptions,
-        Math.max(1, left / (order.length - k)),
-        limits,
-      );
-      rotation.worked(index);
-      return connection;
-    } catch (error) {
-      const translated = isEdgeKitError(error) ? error : translateConnectError(error, node.target, options.secrets);
-      if (order.length === 1 || translated.code === 'aborted') throw translated;
-      failures.push({ target: node.target, error: translated });
-    }
-  }
-  throw noNodeAnswered(failures, options.nodes.length, timeoutInMs);
-}
-
-/**
- * The error of a connect that found no node: the common code of every node's failure (`connection-failed` when they
- * differ), and each node's message.
- */
-function noNodeAnswered(
-  failures: ReadonlyArray<{ readonly target: string; readonly error: EdgeKitError }>,
-  count: number,
-  timeoutInMs: number,
-): EdgeKitError {
-  const codes = new Set(failures.map((f) => f.error.code));
-  const code = codes.size === 1 ? (failures[0] as { error: EdgeKitError }).error.code : 'connection-failed';
-  const untried = count - failures.length;
-  return new EdgeKitError(
-    code,
-    `could not connect to any of ${count} RabbitMQ nodes within ${timeoutInMs} ms: ` +
-      failures.map((f) => f.error.message).join('; ') +
-      (untried > 0 ? `; ${untried} not tried (no time left)` : ''),
-    {
-      cause: failures[failures.length - 1]?.error,
-      details: {
-        timeoutInMs,
-        nodes: failures.map((f) => ({ target: f.target, code: f.error.code, ...f.error.details })),
-      },
-    },
-  );
-}
-
-/** Connects to one node within `timeoutInMs`. */
-async function connectNode(
-  lib: AmqplibModule,
-  node: AmqpNode,
-  options: ResolvedAmqpOptions,
-  connectOptions: TransportConnectOptions,
-  timeoutInMs: number,
-  limits: BrokerLimits,
-): Promise<TransportConnection> {
-  const { clientId, abortSignal } = connectOptions;
   const attempt = (async () => {
     let model: ChannelModel;
     try {
-      model = await lib.connect(node.connect, {
+      model = await lib.connect(options.connect, {
         ...options.socket,
         timeout: Math.ceil(timeoutInMs),
         clientProperties: { connection_name: `edgekit ${clientId}` },
       });
     } catch (error) {
-      throw translateConnectError(error, node.target, options.secrets);
+      throw translateConnectError(error, options.target, options.secrets);
     }
     model.on('error', noop);
     coalesceSocketWrites(model);
@@ -1456,11 +1382,9 @@ async function connectNode(
     timer = setTimeout(
       () =>
         reject(
-          new EdgeKitError(
-            'timeout',
-            `could not connect to RabbitMQ at ${node.target} within ${Math.ceil(timeoutInMs)} ms`,
-            { details: { timeoutInMs: Math.ceil(timeoutInMs) } },
-          ),
+          new EdgeKitError('timeout', `could not connect to RabbitMQ at ${options.target} within ${timeoutInMs} ms`, {
+            details: { timeoutInMs },
+          }),
         ),
       timeoutInMs,
     );

@@ -32,17 +32,3 @@ describe('translateOperationError', () => {
     ).toBe('invalid-configuration');
   });
 });
-
-describe('a queue of another queue type', () => {
-  it('is invalid-configuration, saying every client must use the same queueType', () => {
-    const error = translateOperationError(
-      channelError(
-        "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'edgekit.msg.inputs.gw-1.f.in' in vhost '/': received the value 'quorum' of type 'longstr' but current is none",
-        406,
-      ),
-      'consume inputs/gw-1/f/in',
-    );
-    expect(error.code).toBe('invalid-configuration');
-    expect(error.message).toMatch(/same edgekit\/amqp `queueType`/);
-  });
-});

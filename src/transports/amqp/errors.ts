@@ -175,11 +175,8 @@ export function translateOperationError(error: unknown, what: string, lost?: Edg
   }
   const hint =
     code === 'invalid-configuration'
-      ? /x-queue-type/.test(text)
-        ? ' (the queue exists as another queue type: every client of the broker must use the same edgekit/amqp ' +
-          '`queueType`; an existing classic queue becomes a quorum queue only by deleting it, or under another `prefix`)'
-        : ' (the queue or exchange exists with other arguments: are all clients using the same edgekit/amqp options, ' +
-          'e.g. `priorities`, `queueType`?)'
+      ? ' (the queue or exchange exists with other arguments: are all clients using the same edgekit/amqp options, ' +
+        'e.g. `priorities`?)'
       : code === 'not-authorized'
         ? ' (the user lacks a permission: see the access plan, rabbitmqDefinitions in edgekit/amqp)'
         : replyCode === AmqpReplyCode.accessRefused

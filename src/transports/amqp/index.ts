@@ -8,7 +8,6 @@
 import type { Transport, TransportConnection, TransportConnectOptions } from '../../transport.js';
 import { connectAmqp } from './connection.js';
 import { loadAmqplib } from './load.js';
-import { NodeRotation } from './node-rotation.js';
 import { type AmqplibModule, type AmqpTransportOptions, resolveAmqpOptions } from './options.js';
 import { BrokerLimits } from './publisher.js';
 
@@ -40,16 +39,14 @@ export {
   type RabbitShovelValue,
   rabbitmqBridge,
 } from './bridge.js';
-export type { AmqplibModule, AmqpQueueType, AmqpTlsOptions, AmqpTransportOptions } from './options.js';
+export type { AmqplibModule, AmqpTlsOptions, AmqpTransportOptions } from './options.js';
 export { DEFAULT_PREFIX } from './topology.js';
 
 /**
  * Creates the AMQP transport. Options are checked now (a `TypeError`/`RangeError` names the bad one); amqplib is
  * imported on the first `connect`, and a missing package fails with `EdgeKitError('missing-dependency')`.
  *
- * Every module and service client on one RabbitMQ must use the same `prefix`, `priorities` and `queueType`. On a
- * cluster, give every node in `urls` and use `queueType: 'quorum'` (docs/transports/amqp.md, "Running on a RabbitMQ
- * cluster").
+ * Every module and service client on one RabbitMQ must use the same `prefix` and `priorities`.
  *
  * @example
  * ```ts
@@ -67,17 +64,15 @@ export function amqp(options: AmqpTransportOptions): Transport {
   const resolved = resolveAmqpOptions(options);
   // What RabbitMQ says about its limits holds for every connection to it, not only the one it said it on.
   const limits = new BrokerLimits(resolved.maxMessageBytes);
-  // Shared by every connection of this transport: a reconnect starts after the node that worked last.
-  const rotation = new NodeRotation(resolved.nodes.length);
   let lib: Promise<AmqplibModule> | undefined;
   return {
     name: 'amqp',
     // AMQP 0-9-1 cannot list queues, so retained values cannot be listed by pattern.
     capabilities: { keepsMessagesBeforeFirstConsumer: true, sharedConsumers: true, listsRetained: false },
     async connect(connectOptions: TransportConnectOptions): Promise<TransportConnection> {
-      if (resolved.lib !== undefined) return connectAmqp(resolved.lib, resolved, connectOptions, limits, rotation);
+      if (resolved.lib !== undefined) return connectAmqp(resolved.lib, resolved, connectOptions, limits);
       lib ??= loadAmqplib();
-      return connectAmqp(await lib, resolved, connectOptions, limits, rotation);
+      return connectAmqp(await lib, resolved, connectOptions, limits);
     },
   };
 }

@@ -46,14 +46,7 @@ export interface AmqpTlsOptions {
 }
 
 /**
- * Which RabbitMQ queue type edgekit's durable queues are: `'classic'` (one node holds each queue) or `'quorum'`
- * (replicated on a cluster, survives the loss of a minority of nodes). See docs/transports/amqp.md, "Running on a
- * RabbitMQ cluster".
- */
-export type AmqpQueueType = 'classic' | 'quorum';
-
-/**
- * Options of `amqp(…)`. Every client of one broker must use the same `prefix`, `priorities` and `queueType`.
+ * Options of `amqp(…)`. Every client of one broker must use the same `prefix` and `priorities`.
  *
  * @example
  * ```ts
@@ -67,30 +60,8 @@ export type AmqpQueueType = 'classic' | 'quorum';
  * ```
  */
 export interface AmqpTransportOptions {
-  /**
-   * `amqp://host[:port][/vhost]` or `amqps://…`; credentials may be in the URL (`amqp://user:pass@host`). Give either
-   * `url` or {@link urls}, not both.
-   */
-  readonly url?: string;
-  /**
-   * The nodes of a RabbitMQ cluster, each a URL like {@link url}. Every connect tries them in turn, each with an equal
-   * share of what is left of the connect timeout, until one answers: the first connect starts with the first URL,
-   * every later one (the core reconnecting after a lost connection) with the URL after the one that worked last, so a
-   * module whose node died goes to a surviving node without waiting on the dead one first. To spread modules over
-   * the nodes, give each its list in another order. `username`, `password`, `vhost` and `tls` apply to every node;
-   * the URLs must agree on the vhost.
-   *
-   * @example
-   * ```ts
-   * amqp({
-   *   urls: ['amqps://rabbit-1.internal', 'amqps://rabbit-2.internal', 'amqps://rabbit-3.internal'],
-   *   queueType: 'quorum',
-   *   username: 'filter',
-   *   password: process.env.AMQP_PASSWORD,
-   * });
-   * ```
-   */
-  readonly urls?: readonly string[];
+  /** `amqp://host[:port][/vhost]` or `amqps://…`; credentials may be in the URL (`amqp://user:pass@host`). */
+  readonly url: string;
   /** Overrides the URL's user; default `guest` (RabbitMQ allows it from localhost only). */
   readonly username?: string;
   /** Overrides the URL's password. */
@@ -117,16 +88,6 @@ export interface AmqpTransportOptions {
    */
   readonly priorities?: boolean;
   /**
-   * Type of the durable queues edgekit declares — message (inputs, dead letters), retained, view and will queues;
-   * default `'classic'`. `'quorum'` replicates them over a RabbitMQ cluster so they survive the loss of a node (use it
-   * with {@link urls}); request, reply, watch and observer queues stay classic (quorum queues cannot be exclusive or
-   * auto-delete). Not with `priorities` (quorum queues have no priorities in RabbitMQ 3.10). Every client of a broker
-   * must use the same: RabbitMQ refuses to re-declare a queue as another type (`invalid-configuration`), so
-   * switching an existing deployment needs its queues deleted or drained first. The differences are in
-   * docs/transports/amqp.md.
-   */
-  readonly queueType?: AmqpQueueType;
-  /**
    * Largest message body to publish, in bytes: set it to RabbitMQ's `max_message_size`. A larger message, retained
    * value or will rejects with `EdgeKitError('message-too-large')` before it is sent. Default: none — RabbitMQ does not
    * announce its limit, so the first message over it is refused by the broker (which closes the publishing channel;
@@ -142,31 +103,24 @@ export interface AmqpTransportOptions {
   readonly lib?: AmqplibModule;
 }
 
-/** One node to connect to: amqplib's connect options and the URL without password, for error messages. */
-export interface AmqpNode {
-  readonly connect: Options.Connect;
-  readonly target: string;
-}
-
 /** {@link AmqpTransportOptions} after checking, in the shapes amqplib takes. */
 export interface ResolvedAmqpOptions {
-  /** One node per URL, in the order given (at least one). */
-  readonly nodes: readonly AmqpNode[];
+  readonly connect: Options.Connect;
   readonly socket: SocketOptions;
+  /** The URL without password, for error messages. */
+  readonly target: string;
   /** The password and the TLS passphrase given: masked in every message made from a library's error. */
   readonly secrets: readonly string[];
   readonly prefetch: number;
   readonly connectTimeoutInMs: number;
   readonly names: Topology;
   readonly priorities: boolean;
-  readonly queueType: AmqpQueueType;
   readonly maxMessageBytes: number | undefined;
   readonly lib: AmqplibModule | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
   'url',
-  'urls',
   'username',
   'password',
   'vhost',
@@ -176,7 +130,6 @@ const KNOWN_OPTIONS = new Set([
   'connectTimeoutInMs',
   'prefix',
   'priorities',
-  'queueType',
   'maxMessageBytes',
   'lib',
 ]);
@@ -229,29 +182,6 @@ function checkTls(value: unknown): AmqpTlsOptions {
   return tls;
 }
 
-/** Parses one node URL (option `name`); throws a `RangeError` whose message never shows a password. */
-function parseAmqpUrl(name: string, raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new RangeError(
-      `${name} ${JSON.stringify(redactCredentials(raw))} is not a URL${maskedUrlHint(raw)}; ` +
-        'expected amqp://host[:port][/vhost]',
-    );
-  }
-  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
-    throw new RangeError(`${name} must start with amqp: or amqps:, got ${JSON.stringify(url.protocol)}`);
-  }
-  if (url.hostname === '') throw new RangeError(`${name} ${JSON.stringify(redactCredentials(raw))} has no host`);
-  if (url.search !== '' || url.hash !== '') {
-    throw new RangeError(
-      `${name} must not have a query or fragment; use the options heartbeatInSeconds, connectTimeoutInMs, vhost, tls instead`,
-    );
-  }
-  return url;
-}
-
 /** Checks `options` and converts them; throws `TypeError`/`RangeError` with the option's name. */
 export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
   if (typeof options !== 'object' || options === null) {
@@ -263,47 +193,32 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
     }
   }
   const o = options as AmqpTransportOptions;
-  if (o.url !== undefined && o.urls !== undefined) {
-    throw new TypeError('give url or urls, not both (url is one node, urls the nodes of a cluster)');
+  const rawUrl = checkString('url', o.url);
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new RangeError(
+      `url ${JSON.stringify(redactCredentials(rawUrl))} is not a URL${maskedUrlHint(rawUrl)}; ` +
+        'expected amqp://host[:port][/vhost]',
+    );
   }
-  let rawUrls: readonly string[];
-  let names: readonly string[];
-  if (o.urls !== undefined) {
-    if (!Array.isArray(o.urls)) throw new TypeError(`urls must be an array of URLs, got ${typeof o.urls}`);
-    if (o.urls.length === 0) throw new RangeError('urls must hold at least one URL');
-    rawUrls = o.urls.map((value, i) => checkString(`urls[${i}]`, value));
-    names = rawUrls.map((_, i) => `urls[${i}]`);
-  } else {
-    rawUrls = [checkString('url', o.url)];
-    names = ['url'];
+  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
+    throw new RangeError(`url must start with amqp: or amqps:, got ${JSON.stringify(url.protocol)}`);
   }
-  const urls = rawUrls.map((raw, i) => parseAmqpUrl(names[i] ?? 'url', raw));
-  const secure = urls[0]?.protocol === 'amqps:';
-  for (const [i, url] of urls.entries()) {
-    if ((url.protocol === 'amqps:') !== secure) {
-      throw new RangeError(`${names[i]} must use the same scheme as ${names[0]} (all amqp: or all amqps:)`);
-    }
+  if (url.hostname === '') throw new RangeError(`url ${JSON.stringify(redactCredentials(rawUrl))} has no host`);
+  if (url.search !== '' || url.hash !== '') {
+    throw new RangeError(
+      'url must not have a query or fragment; use the options heartbeatInSeconds, connectTimeoutInMs, vhost, tls instead',
+    );
   }
+  const secure = url.protocol === 'amqps:';
   const tls = o.tls === undefined ? undefined : checkTls(o.tls);
   if (tls !== undefined && !secure) throw new RangeError('tls options need an amqps: url');
 
-  const credentialsOf = (url: URL) => {
-    const username = o.username === undefined ? decodeUrlComponent(url.username) : checkString('username', o.username);
-    const password = o.password === undefined ? decodeUrlComponent(url.password) : checkString('password', o.password);
-    // An empty user in the URL means "not given": RabbitMQ's guest, as amqplib does for string URLs.
-    return username === '' && password === ''
-      ? { username: 'guest', password: 'guest', guest: true }
-      : { username, password, guest: false };
-  };
-  const vhostOf = (url: URL) => (url.pathname.length > 1 ? decodeUrlComponent(url.pathname.slice(1)) : '/');
-  const pathVhost = vhostOf(urls[0] as URL);
-  for (const [i, url] of urls.entries()) {
-    if (o.vhost === undefined && vhostOf(url) !== pathVhost) {
-      throw new RangeError(
-        `${names[i]} names another vhost than ${names[0]}: the nodes of one cluster share the vhosts`,
-      );
-    }
-  }
+  const username = o.username === undefined ? decodeUrlComponent(url.username) : checkString('username', o.username);
+  const password = o.password === undefined ? decodeUrlComponent(url.password) : checkString('password', o.password);
+  const pathVhost = url.pathname.length > 1 ? decodeUrlComponent(url.pathname.slice(1)) : '/';
   const vhost = o.vhost === undefined ? pathVhost : checkString('vhost', o.vhost);
   if (vhost.length === 0) throw new RangeError("vhost must not be empty; RabbitMQ's default is '/'");
 
@@ -318,15 +233,6 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
   if (o.priorities !== undefined && typeof o.priorities !== 'boolean') {
     throw new TypeError(`priorities must be a boolean, got ${typeof o.priorities}`);
   }
-  if (o.queueType !== undefined && o.queueType !== 'classic' && o.queueType !== 'quorum') {
-    throw new RangeError(`queueType must be 'classic' or 'quorum', got ${JSON.stringify(o.queueType)}`);
-  }
-  const queueType = o.queueType ?? 'classic';
-  if (queueType === 'quorum' && o.priorities === true) {
-    throw new RangeError(
-      "priorities need classic queues: RabbitMQ 3.10's quorum queues refuse x-max-priority (use queueType 'classic' or priorities false)",
-    );
-  }
   const maxMessageBytes =
     o.maxMessageBytes === undefined
       ? undefined
@@ -335,16 +241,18 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
     throw new TypeError("lib must be the amqplib module (import * as amqplib from 'amqplib')");
   }
 
-  const nodes = urls.map((url): AmqpNode => {
-    const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    const port = url.port === '' ? (secure ? 5671 : 5672) : Number(url.port);
-    const { username, password } = credentialsOf(url);
-    const shownHost = hostname.includes(':') ? `[${hostname}]` : hostname;
-    return {
-      connect: { protocol: secure ? 'amqps' : 'amqp', hostname, port, username, password, vhost, heartbeat },
-      target: `${url.protocol}//${shownHost}:${port}/${encodeURIComponent(vhost)}`,
-    };
-  });
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port === '' ? (secure ? 5671 : 5672) : Number(url.port);
+  const connect: Options.Connect = {
+    protocol: secure ? 'amqps' : 'amqp',
+    hostname,
+    port,
+    // An empty user in the URL means "not given": RabbitMQ's guest, as amqplib does for string URLs.
+    username: username === '' && password === '' ? 'guest' : username,
+    password: username === '' && password === '' ? 'guest' : password,
+    vhost,
+    heartbeat,
+  };
   const socket: SocketOptions = {
     noDelay: true,
     timeout: connectTimeoutInMs,
@@ -355,22 +263,17 @@ export function resolveAmqpOptions(options: unknown): ResolvedAmqpOptions {
     ...(tls?.servername === undefined ? {} : { servername: tls.servername }),
     ...(tls?.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
   };
-  const secrets = new Set<string>();
-  for (const url of urls) {
-    const credentials = credentialsOf(url);
-    // Not the default guest: masking "guest" in RabbitMQ's messages would hide nothing and garble them.
-    if (!credentials.guest && credentials.password !== '') secrets.add(credentials.password);
-  }
-  if (tls?.passphrase !== undefined && tls.passphrase !== '') secrets.add(tls.passphrase);
+  const shownHost = hostname.includes(':') ? `[${hostname}]` : hostname;
   return {
-    nodes,
+    connect,
     socket,
-    secrets: [...secrets],
+    target: `${url.protocol}//${shownHost}:${port}/${encodeURIComponent(vhost)}`,
+    // Not the default guest: masking "guest" in RabbitMQ's messages would hide nothing and garble them.
+    secrets: [username === '' && password === '' ? '' : password, tls?.passphrase ?? ''].filter((s) => s !== ''),
     prefetch,
     connectTimeoutInMs,
     names: topology(prefix),
     priorities: o.priorities ?? false,
-    queueType,
     maxMessageBytes,
     lib: o.lib,
   };

@@ -238,36 +238,13 @@ export function topology(prefix: string): Topology {
 /** Highest AMQP priority a queue is declared with when priorities are on; edgekit's 0 maps to it. */
 export const AMQP_MAX_PRIORITY = 9;
 
-/** The queue types of `amqp({ queueType })`. */
-export type QueueType = 'classic' | 'quorum';
-
-/**
- * What makes a durable queue a quorum queue. Quorum queues are always durable, never exclusive or auto-delete, and
- * refuse `x-max-priority`; every other argument edgekit uses works on them in RabbitMQ 3.10 (docs/transports/amqp.md,
- * "Running on a RabbitMQ cluster").
- */
-const QUORUM = { 'x-queue-type': 'quorum' } as const;
-
-/**
- * Arguments of a message queue (inputs, dead letters, `$upstream`); every client of one broker must use the same, or
- * RabbitMQ refuses the declaration. Priorities exist on classic queues only (the options refuse them with quorum).
- */
-export function messageQueueArguments(priorities: boolean, queueType: QueueType = 'classic'): Record<string, unknown> {
-  if (queueType === 'quorum') return { ...QUORUM };
+/** Arguments of a message queue; every client of one broker must use the same, or RabbitMQ refuses the declaration. */
+export function messageQueueArguments(priorities: boolean): Record<string, unknown> {
   return priorities ? { 'x-max-priority': AMQP_MAX_PRIORITY } : {};
 }
 
-/**
- * A last-value queue keeps only its newest message: older ones are dropped from the head. Quorum queues do the same
- * with the same arguments (`drop-head` drops, it does not dead-letter, so `reject-publish` is not needed here: it would
- * refuse every write after the first).
- */
+/** A last-value queue keeps only its newest message: older ones are dropped from the head. */
 export const RETAINED_QUEUE_ARGUMENTS = { 'x-max-length': 1, 'x-overflow': 'drop-head' } as const;
-
-/** Arguments of a retained key's last-value queue and of the readers' views of it. */
-export function retainedQueueArguments(queueType: QueueType = 'classic'): Record<string, unknown> {
-  return queueType === 'quorum' ? { ...RETAINED_QUEUE_ARGUMENTS, ...QUORUM } : { ...RETAINED_QUEUE_ARGUMENTS };
-}
 
 /** An unused will queue (its connection gone, its will fired) is deleted by the broker after this long. */
 export const WILL_QUEUE_EXPIRES_IN_MS = 3_600_000;
@@ -276,27 +253,13 @@ export const WILL_QUEUE_EXPIRES_IN_MS = 3_600_000;
  * Arguments of a will queue: an expired will is dead-lettered through the connection's own exchange (`from`), which
  * leads to the will key's last-value queue only if the connection may write that key — RabbitMQ checks the write
  * permission on a dead-letter exchange when the queue is declared, not its dead-letter routing key.
- *
- * A quorum will queue dead-letters `at-least-once` (the will stays in its queue until the key's queue has confirmed
- * it, so a node dying at that moment does not lose it); RabbitMQ 3.10 takes that strategy only with
- * `x-overflow: reject-publish` (with the default, `drop-head`, it falls back to at-most-once). A will queue has no
- * length limit, so `reject-publish` never refuses anything here.
  */
-export function willQueueArguments(
-  names: Topology,
-  from: string,
-  willKey: string,
-  queueType: QueueType = 'classic',
-): Record<string, unknown> {
-  const args: Record<string, unknown> = {
+export function willQueueArguments(names: Topology, from: string, willKey: string): Record<string, unknown> {
+  return {
     'x-dead-letter-exchange': from,
     'x-dead-letter-routing-key': names.retainedQueue(willKey),
     'x-expires': WILL_QUEUE_EXPIRES_IN_MS,
   };
-  if (queueType === 'quorum') {
-    Object.assign(args, QUORUM, { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' });
-  }
-  return args;
 }
 
 /**

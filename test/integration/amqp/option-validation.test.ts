@@ -47,7 +47,7 @@ describe('amqp() option validation', () => {
       url: 'amqps://u%40x:p%3Aw@broker.example:5999/prod%2Fa',
       heartbeatInSeconds: 0,
     });
-    expect(resolved.nodes[0]?.connect).toMatchObject({
+    expect(resolved.connect).toMatchObject({
       protocol: 'amqps',
       hostname: 'broker.example',
       port: 5999,
@@ -56,21 +56,18 @@ describe('amqp() option validation', () => {
       vhost: 'prod/a',
       heartbeat: 0,
     });
-    expect(resolved.nodes[0]?.target).not.toContain('p:w');
+    expect(resolved.target).not.toContain('p:w');
     const overridden = resolveAmqpOptions({ url: 'amqp://a:b@h/v', username: 'c', password: 'd', vhost: '/' });
-    expect(overridden.nodes[0]?.connect).toMatchObject({ username: 'c', password: 'd', vhost: '/', port: 5672 });
-    expect(resolveAmqpOptions({ url: 'amqp://h' }).nodes[0]?.connect).toMatchObject({
+    expect(overridden.connect).toMatchObject({ username: 'c', password: 'd', vhost: '/', port: 5672 });
+    expect(resolveAmqpOptions({ url: 'amqp://h' }).connect).toMatchObject({
       username: 'guest',
       vhost: '/',
       heartbeat: 10,
     });
-    expect(resolveAmqpOptions({ url: 'amqps://h' }).nodes[0]?.connect.port).toBe(5671);
+    expect(resolveAmqpOptions({ url: 'amqps://h' }).connect.port).toBe(5671);
     expect(resolveAmqpOptions({ url: 'amqp://h' }).maxMessageBytes).toBeUndefined();
     expect(resolveAmqpOptions({ url: 'amqp://h', maxMessageBytes: 524_288 }).maxMessageBytes).toBe(524_288);
-    expect(resolveAmqpOptions({ url: 'amqp://[::1]:5673' }).nodes[0]?.connect).toMatchObject({
-      hostname: '::1',
-      port: 5673,
-    });
+    expect(resolveAmqpOptions({ url: 'amqp://[::1]:5673' }).connect).toMatchObject({ hostname: '::1', port: 5673 });
     const tls = resolveAmqpOptions({
       url: 'amqps://h',
       tls: { ca: 'CA', cert: 'C', key: 'K', rejectUnauthorized: false },
