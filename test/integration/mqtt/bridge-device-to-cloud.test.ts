@@ -17,53 +17,19 @@ import {
   defineModule,
   json,
   type ModuleClient,
-  method,
   type ServiceClient,
-  typed,
 } from '../../../src/index.js';
 import { addresses } from '../../../src/names.js';
 import type { TransportConnection } from '../../../src/transport.js';
 import { cli } from '../../cli/scenarios.js';
 import type { Mosquitto } from '../brokers/mosquitto.js';
+import { CUT_MS, Filter, manifest, Sensor, STREAM, streamAcrossCut } from '../support/bridge-scenario.js';
 import { type BridgedDevice, startBridgedDevice } from '../support/bridged-device.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { transportFor } from './support/fixtures.js';
 import { Inbox } from './support/wait.js';
 
 const deviceId = `gw-${randomUUID().slice(0, 8)}`;
-const STREAM = 5_000;
-const CUT_MS = 20_000;
-const SHORT_TTL_SECS = 2;
-
-const Sensor = defineModule({
-  outputs: { data: json<{ n: number }>(), short: json<{ n: number }>(), poison: json<{ n: number }>() },
-});
-const Filter = defineModule({
-  inputs: { in: json<{ n: number }>() },
-  desired: typed<{ threshold?: number }>(),
-  reported: typed<{ threshold?: number }>(),
-  methods: { ping: method(typed<{ n: number }>(), typed<{ pong: number }>()) },
-});
-
-const manifest = {
-  modulesContent: {
-    $edgeAgent: { 'properties.desired': { modules: { sensor: {}, filter: {} } } },
-    $edgeHub: {
-      'properties.desired': {
-        schemaVersion: '1.1',
-        routes: {
-          up: 'FROM /messages/modules/sensor/outputs/data INTO $upstream',
-          short: {
-            route: 'FROM /messages/modules/sensor/outputs/short INTO $upstream',
-            timeToLiveSecs: SHORT_TTL_SECS,
-          },
-          poison: 'FROM /messages/modules/sensor/outputs/poison INTO BrokeredEndpoint("/modules/filter/inputs/in")',
-        },
-      },
-    },
-    filter: { 'properties.desired': { threshold: 1 } },
-  },
-};
 
 let brokers: BridgedDevice;
 let cloud: Mosquitto;
@@ -195,52 +161,23 @@ describe('a device bridged to the cloud by the generated Mosquitto configuration
   });
 
   it(`${STREAM} upstream messages with the link cut for ${CUT_MS / 1000} s: all arrive after it heals, none after its time to live`, async () => {
-    // The short-lived route works while the link is up: its messages are not simply lost.
-    for (let n = 0; n < 10; n++) await sensor.send('short', { n });
-    await upstream.until(
-      (m) => m.filter((x) => x.output === 'short').length >= 10,
-      10_000,
-      'short-lived messages with the link up',
-    );
-
-    const firstPart = STREAM / 5;
-    for (let n = 0; n < firstPart; n++) await sensor.send('data', { n });
-
-    link.cut({ refuse: true });
-    const cutAt = Date.now();
-    // The cloud broker writes the bridge's last will at once: the device is disconnected.
-    await linkStates.until((s) => s.at(-1) === '0', 10_000, 'the cloud to see the link down');
-    const duringCut = await service.invoke(deviceId, 'filter', 'ping', { n: 0 }, { timeoutInMs: 10_000 });
-    expect(duringCut).toMatchObject({ ok: false, status: 404 });
-    expect(duringCut.ok ? '' : duringCut.message).toContain(`device ${deviceId} is not connected to the cloud`);
-    const status = await cli(['status', deviceId, '--broker', cloud.url]);
-    expect(status.stdout).toContain(`cloud link of ${deviceId}: disconnected`);
-    await service.updateDesired(deviceId, 'filter', { threshold: 4 });
-
-    // Sent while the link is down: they wait in the device's broker. The short-lived ones expire there.
-    for (let n = firstPart; n < STREAM / 2; n++) await sensor.send('data', { n });
-    for (let n = 100; n < 200; n++) await sensor.send('short', { n });
-    for (let n = STREAM / 2; n < STREAM; n++) await sensor.send('data', { n });
-    expect(Date.now() - cutAt).toBeLessThan(CUT_MS - SHORT_TTL_SECS * 1000 - 2_000);
-
-    // The outage itself lasts its full length: this is the scenario, not a wait for something to happen.
-    await new Promise((resolve) => setTimeout(resolve, CUT_MS - (Date.now() - cutAt)));
-    link.heal();
-
-    await linkStates.until((s) => s.at(-1) === '1', 15_000, 'the bridge to reconnect');
-    const all = await upstream.until(
-      (m) => new Set(m.filter((x) => x.output === 'data').map((x) => x.n)).size === STREAM,
-      60_000,
-      `all ${STREAM} upstream messages`,
-    );
-    const data = all.filter((x) => x.output === 'data').map((x) => x.n);
-    expect(new Set(data)).toEqual(new Set(Array.from({ length: STREAM }, (_, n) => n)));
-    // The bridge forwards in order: every short-lived message sent during the cut would have come before the last
-    // data message. None did — each had expired in the device's broker.
-    expect(all.filter((x) => x.output === 'short' && x.n >= 100)).toEqual([]);
-    // At least once over QoS 1: a message in flight when the link was cut may come twice, never more than that.
-    const duplicates = data.length - STREAM;
-    expect(duplicates).toBeLessThanOrEqual(firstPart);
+    await streamAcrossCut({
+      sensor,
+      link,
+      upstream,
+      // The cloud broker writes the bridge's last will at once: the device is disconnected.
+      whenDown: () =>
+        linkStates.until((s) => s.at(-1) === '0', 10_000, 'the cloud to see the link down').then(() => undefined),
+      duringCut: async () => {
+        const duringCut = await service.invoke(deviceId, 'filter', 'ping', { n: 0 }, { timeoutInMs: 10_000 });
+        expect(duringCut).toMatchObject({ ok: false, status: 404 });
+        expect(duringCut.ok ? '' : duringCut.message).toContain(`device ${deviceId} is not connected to the cloud`);
+        const status = await cli(['status', deviceId, '--broker', cloud.url]);
+        expect(status.stdout).toContain(`cloud link of ${deviceId}: disconnected`);
+        await service.updateDesired(deviceId, 'filter', { threshold: 4 });
+      },
+      whenUp: () => linkStates.until((s) => s.at(-1) === '1', 15_000, 'the bridge to reconnect').then(() => undefined),
+    });
 
     await desired.until((d) => d.includes(4), 10_000, 'the desired change made during the cut');
     const after = await service.invoke(deviceId, 'filter', 'ping', { n: 9 }, { timeoutInMs: 10_000 });
