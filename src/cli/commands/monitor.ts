@@ -3,6 +3,8 @@
  * `$upstream`, dead letters — live, one line each, until Ctrl-C (or `--count`, `--duration`). Watching takes nothing
  * from the modules.
  */
+import type { Codec } from '../../codecs/codec.js';
+import { messageOf } from '../../errors.js';
 import type { MonitorEvent, MonitorFilter, MonitorKind } from '../../service/monitor.js';
 import {
   BROKER_HELP,
@@ -29,6 +31,9 @@ a sending module or one of its outputs. Runs until Ctrl-C.
 
 Options:
   --kind <kinds>         comma-separated: input, upstream, deadletter (default all)
+  --proto <file>:<type>  decode protobuf bodies (application/x-protobuf) as this message
+                         type of a .proto file, e.g. schema/reading.proto:edge.Reading
+                         (needs protobufjs; docs/protobuf.md)
   --count <n>            stop after n messages
   --duration <s>         stop after s seconds
 
@@ -40,7 +45,39 @@ Exit status: 0 stopped (Ctrl-C, --count or --duration), 1 the broker failed, 2 u
 Examples:
   edgekit monitor gw-1
   edgekit monitor gw-1/filter --kind upstream --json
+  edgekit monitor gw-1 --proto schema/reading.proto:edge.Reading
 `;
+
+/** The codec of `--proto <file>:<type>`: the type after the last colon, so Windows drive letters stay in the path. */
+async function protoCodec(value: string | undefined): Promise<Codec<object> | undefined> {
+  if (value === undefined) return undefined;
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || colon === value.length - 1) {
+    throw new UsageError(
+      `--proto must be <file.proto>:<message type>, e.g. reading.proto:edge.Reading, got ${JSON.stringify(value)}`,
+    );
+  }
+  const { protobufFromFile } = await import('../../codecs/protobuf.js');
+  return protobufFromFile<object>(value.slice(0, colon), value.slice(colon + 1));
+}
+
+/**
+ * The event with its protobuf body decoded by `codec`. A body that is no such message stays bytes, and stderr says
+ * why: watching goes on.
+ */
+async function withProtobufBody(
+  event: MonitorEvent,
+  codec: Codec<object> | undefined,
+  io: CliIo,
+): Promise<MonitorEvent> {
+  if (codec === undefined || event.type !== 'message' || event.contentType !== 'application/x-protobuf') return event;
+  try {
+    return { ...event, body: await codec.decode(event.bodyBytes) };
+  } catch (error) {
+    io.stderr.write(`edgekit monitor: message ${visible(event.messageId)}: ${visible(messageOf(error))}\n`);
+    return event;
+  }
+}
 
 const KINDS: readonly MonitorKind[] = ['input', 'upstream', 'deadletter'];
 
@@ -126,6 +163,7 @@ async function monitor(args: readonly string[], io: CliIo): Promise<number> {
     kind: { type: 'string' },
     count: { type: 'string' },
     duration: { type: 'string' },
+    proto: { type: 'string' },
   });
   const [target, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
@@ -138,6 +176,7 @@ async function monitor(args: readonly string[], io: CliIo): Promise<number> {
     count = Number(values.count);
   }
   const durationInMs = values.duration === undefined ? undefined : secondsOption('duration', values.duration, 0);
+  const codec = await protoCodec(values.proto);
   return withService(values, io, async (service) => {
     const stop = new AbortController();
     const onStop = () => stop.abort();
@@ -158,8 +197,9 @@ async function monitor(args: readonly string[], io: CliIo): Promise<number> {
       const scope = target ?? 'every device';
       io.stderr.write(`watching ${scope}${filter.kinds ? ` (${filter.kinds.join(', ')})` : ''}; Ctrl-C to stop\n`);
       let seen = 0;
-      for await (const event of watch) {
+      for await (const seenEvent of watch) {
         lost = false;
+        const event = await withProtobufBody(seenEvent, codec, io);
         io.stdout.write(`${values.json === true ? jsonLine(event) : textLine(event, io)}\n`);
         if (++seen >= count) break;
       }
